@@ -1,0 +1,142 @@
+package test
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/hako-runtime/hako/internal/testenv"
+)
+
+// TestExecArgs runs processes in a running container with the args form of
+// exec and its --env, --cwd and --user flags, and checks that exec's exit
+// code is the process's.
+func TestExecArgs(t *testing.T) {
+	t.Parallel()
+	r := newRuntime(t)
+	id, _, _ := r.createRunning(nil)
+
+	res := r.ok("exec", "--env", "FOO=bar", "--cwd", "/tmp", "--user", "1000:1000",
+		id, "sh", "-c", `echo "$FOO $(pwd) $(id -u) $(id -g)"`)
+	if got, want := res.stdout, "bar /tmp 1000 1000\n"; got != want {
+		t.Errorf("exec output %q, want %q", got, want)
+	}
+
+	// The exec'd process shares the container's namespaces: its hostname is
+	// the container's, not the host's.
+	res = r.ok("exec", id, "hostname")
+	if got := strings.TrimSpace(res.stdout); got != "hako" {
+		t.Errorf("exec hostname = %q, want the container's %q", got, "hako")
+	}
+
+	// Environment from config.json is the base that --env extends.
+	res = r.ok("exec", id, "sh", "-c", "echo $PATH")
+	if !strings.Contains(res.stdout, "/bin") {
+		t.Errorf("exec without --env lost the config PATH: %q", res.stdout)
+	}
+
+	res = r.run("exec", id, "sh", "-c", "exit 7")
+	if res.err != nil || res.code != 7 {
+		t.Errorf("exec exit code %d, want 7: %v", res.code, res)
+	}
+
+	// stdin reaches the exec'd process.
+	res = r.runWith(runOpts{stdin: "ping\n"}, "exec", id, "sh", "-c", "read x; echo got-$x")
+	if res.code != 0 || res.stdout != "got-ping\n" {
+		t.Errorf("exec with stdin: %v", res)
+	}
+}
+
+// TestExecProcessFile runs a process described by a runtime-spec process
+// JSON (exec --process FILE), the form containerd uses.
+func TestExecProcessFile(t *testing.T) {
+	t.Parallel()
+	r := newRuntime(t)
+	id, _, _ := r.createRunning(nil)
+
+	p := specs.Process{
+		Args: []string{"sh", "-c", `echo "$GREETING $(pwd) $(id -u)"; exit 5`},
+		Env:  []string{"PATH=/bin:/usr/bin", "GREETING=hi"},
+		Cwd:  "/home/nobody",
+		User: specs.User{UID: testenv.NobodyUID, GID: testenv.NobodyGID},
+	}
+	data, err := json.Marshal(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(t.TempDir(), "process.json")
+	if err := os.WriteFile(file, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	res := r.run("exec", "--process", file, id)
+	if res.err != nil || res.code != 5 {
+		t.Errorf("exec --process exit %d, want 5: %v", res.code, res)
+	}
+	if got, want := res.stdout, "hi /home/nobody 1000\n"; got != want {
+		t.Errorf("exec --process output %q, want %q", got, want)
+	}
+}
+
+// TestExecDetach starts a long-running process with exec --detach and
+// --pid-file, and checks that it lives in the container's PID namespace.
+func TestExecDetach(t *testing.T) {
+	t.Parallel()
+	r := newRuntime(t)
+	id, _, st := r.createRunning(nil)
+
+	pidFile := filepath.Join(t.TempDir(), "exec.pid")
+	r.ok("exec", "--detach", "--pid-file", pidFile, id, "sleep", "1000")
+	data, err := os.ReadFile(pidFile)
+	if err != nil {
+		t.Fatalf("pid file: %v", err)
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(data)))
+	if err != nil || pid <= 0 {
+		t.Fatalf("pid file holds %q", data)
+	}
+	if !processAlive(pid) {
+		t.Fatalf("exec --detach pid %d is not alive", pid)
+	}
+	for _, ns := range []string{"pid", "mnt", "uts"} {
+		a, errA := os.Readlink("/proc/" + strconv.Itoa(pid) + "/ns/" + ns)
+		b, errB := os.Readlink("/proc/" + strconv.Itoa(st.Pid) + "/ns/" + ns)
+		if errA != nil || errB != nil || a != b {
+			t.Errorf("%s namespace of exec'd process %q (%v), of init %q (%v)", ns, a, errA, b, errB)
+		}
+	}
+	cmdline, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cmdline")
+	if !strings.HasPrefix(string(cmdline), "sleep\x001000") {
+		t.Errorf("exec'd process runs %q, want sleep 1000", cmdline)
+	}
+
+	// Killing the container takes the exec'd process with it: both are in
+	// the container's PID namespace, whose init is going away.
+	r.ok("kill", id, "KILL")
+	r.waitStatus(id, specs.StateStopped)
+	waitGone(t, pid, st.Pid)
+	r.ok("delete", id)
+}
+
+// TestExecNotRunning checks that exec into a container that is stopped is
+// an error.
+func TestExecNotRunning(t *testing.T) {
+	t.Parallel()
+	r := newRuntime(t)
+	id := newID(t)
+	bundle := testenv.BusyboxBundle(t, testenv.WithArgs("true"))
+	r.cleanupContainer(id)
+	r.ok("create", "--bundle", bundle, id)
+	r.ok("start", id)
+	r.waitStatus(id, specs.StateStopped)
+	if res := r.run("exec", id, "true"); res.code == 0 {
+		t.Errorf("exec into a stopped container succeeded: %v", res)
+	}
+	if res := r.run("exec", "missing-"+id, "true"); res.code == 0 {
+		t.Errorf("exec into a missing container succeeded: %v", res)
+	}
+}
