@@ -235,4 +235,3 @@ func kinds(recs []hookRecord) []string {
 	}
 	return out
 }
-
