@@ -1,0 +1,150 @@
+package rootfs
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+	"unicode"
+
+	"github.com/cyphar/filepath-securejoin/pathrs-lite/procfs"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+)
+
+// ipcSysctls are the kernel.* sysctls that belong to the IPC namespace.
+var ipcSysctls = map[string]bool{
+	"kernel.msgmax": true, "kernel.msgmnb": true, "kernel.msgmni": true,
+	"kernel.sem": true, "kernel.shmall": true, "kernel.shmmax": true,
+	"kernel.shmmni": true, "kernel.shm_rmid_forced": true,
+}
+
+// CheckSysctl validates one linux.sysctl entry against the spec's
+// namespaces (config-linux.md "Sysctl": the runtime must not apply a sysctl
+// that is not namespaced to the container). It is exported so that the
+// runtime can reject a bad config at create time, before any process exists.
+func CheckSysctl(s *specs.Spec, key, value string) error {
+	if err := checkSysctlKey(key); err != nil {
+		return err
+	}
+	if strings.ContainsAny(value, "\n\r\x00") {
+		return fmt.Errorf("sysctl %q: %w: value contains a newline or NUL", key, ErrInvalid)
+	}
+	var lx specs.Linux
+	if s.Linux != nil {
+		lx = *s.Linux
+	}
+	has := func(t specs.LinuxNamespaceType) bool {
+		for _, ns := range lx.Namespaces {
+			if ns.Type == t {
+				return true
+			}
+		}
+		return false
+	}
+	switch {
+	case ipcSysctls[key] || strings.HasPrefix(key, "fs.mqueue."):
+		if !has(specs.IPCNamespace) {
+			return fmt.Errorf("sysctl %q: %w: needs an IPC namespace (linux.namespaces has none)", key, ErrInvalid)
+		}
+	case strings.HasPrefix(key, "net."):
+		if !has(specs.NetworkNamespace) {
+			return fmt.Errorf("sysctl %q: %w: needs a network namespace (linux.namespaces has none); it would change the host", key, ErrInvalid)
+		}
+	case key == "kernel.domainname":
+		if !has(specs.UTSNamespace) {
+			return fmt.Errorf("sysctl %q: %w: needs a UTS namespace", key, ErrInvalid)
+		}
+	case key == "kernel.hostname":
+		return fmt.Errorf("sysctl %q: %w: set the \"hostname\" field instead", key, ErrInvalid)
+	default:
+		return fmt.Errorf("sysctl %q: %w: not a namespaced sysctl", key, ErrInvalid)
+	}
+	return nil
+}
+
+// checkSysctlKey accepts dotted names of plain components only: no "/"
+// (which would let "net/../../kernel.x" walk out of /proc/sys/net), no empty
+// component (which "a..b" would give), no whitespace or control characters.
+func checkSysctlKey(key string) error {
+	if key == "" {
+		return fmt.Errorf("sysctl key is empty: %w", ErrInvalid)
+	}
+	for _, c := range key {
+		if c == '/' || unicode.IsSpace(c) || unicode.IsControl(c) {
+			return fmt.Errorf("sysctl %q: %w: key contains %q", key, ErrInvalid, c)
+		}
+	}
+	for _, part := range strings.Split(key, ".") {
+		if part == "" {
+			return fmt.Errorf("sysctl %q: %w: empty component (\"..\" or a leading or trailing dot)", key, ErrInvalid)
+		}
+	}
+	return nil
+}
+
+// WriteSysctls writes linux.sysctl, after Pivot, from inside the container's
+// namespaces. Every key is validated first (CheckSysctl), so a bad entry
+// fails before anything is written.
+//
+// The files are opened through a procfs handle from pathrs-lite: a private
+// procfs instance (fsopen) where the kernel allows one, else a detached clone
+// of /proc, checked to be a procfs root; the final open uses openat2 with
+// RESOLVE_BENEATH|RESOLVE_NO_SYMLINKS|RESOLVE_NO_XDEV, and the opened file is
+// checked again with fstatfs(PROC_SUPER_MAGIC). Neither a symlink nor a bind
+// mount in the container's /proc can redirect the write. The per-namespace
+// /proc/sys files show the namespaces of the opening process, which is
+// already the container's, so the private instance writes the container's
+// values. Because it does not go through the container's /proc mount, the
+// read-only /proc/sys of readonlyPaths does not get in the way either: it can
+// run before or after Finish.
+func WriteSysctls(s *specs.Spec) error {
+	if s.Linux == nil || len(s.Linux.Sysctl) == 0 {
+		return nil
+	}
+	keys := make([]string, 0, len(s.Linux.Sysctl))
+	for k, v := range s.Linux.Sysctl {
+		if err := CheckSysctl(s, k, v); err != nil {
+			return err
+		}
+		keys = append(keys, k)
+	}
+	sort.Strings(keys) // deterministic order, deterministic errors
+
+	proc, err := procfs.OpenUnsafeProcRoot()
+	if err != nil {
+		return fmt.Errorf("sysctl: open procfs: %w", err)
+	}
+	defer proc.Close()
+	sys, err := proc.OpenRoot("sys")
+	if err != nil {
+		return fmt.Errorf("sysctl: open /proc/sys: %w", err)
+	}
+	defer sys.Close()
+	for _, k := range keys {
+		if err := writeSysctl(int(sys.Fd()), k, s.Linux.Sysctl[k]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func writeSysctl(sys int, key, value string) error {
+	rel := strings.ReplaceAll(key, ".", "/")
+	fd, err := openat2(sys, rel, unix.O_WRONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC,
+		unix.RESOLVE_BENEATH|unix.RESOLVE_NO_SYMLINKS|unix.RESOLVE_NO_MAGICLINKS|unix.RESOLVE_NO_XDEV)
+	if err != nil {
+		return fmt.Errorf("sysctl %q: open /proc/sys/%s: %w", key, rel, err)
+	}
+	defer unix.Close(fd)
+	var sfs unix.Statfs_t
+	if err := unix.Fstatfs(fd, &sfs); err != nil {
+		return fmt.Errorf("sysctl %q: statfs: %w", key, err)
+	}
+	if sfs.Type != unix.PROC_SUPER_MAGIC {
+		return fmt.Errorf("sysctl %q: %w: /proc/sys/%s is not on procfs", key, ErrUnsafe, rel)
+	}
+	if _, err := unix.Write(fd, []byte(value)); err != nil {
+		return fmt.Errorf("sysctl %q = %q: %w", key, value, err)
+	}
+	return nil
+}
