@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"hash"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -97,9 +96,8 @@ func (p *Program) UnmarshalBinary(b []byte) error {
 // CacheKey is the hex SHA-256 of everything Compile's output depends on:
 // the section, GOARCH and the compiler version.
 func CacheKey(s *specs.LinuxSeccomp) string {
-	h := sha256.New()
-	hashSpec(h, s)
-	return hex.EncodeToString(h.Sum(nil))
+	sum := sha256.Sum256(appendSpec(make([]byte, 0, 8192), s))
+	return hex.EncodeToString(sum[:])
 }
 
 // CompileCached returns the program for s from dir (a directory private to
@@ -142,17 +140,13 @@ func CompileCached(dir string, s *specs.LinuxSeccomp) (*Program, error) {
 	return p, nil
 }
 
-// hashSpec feeds a canonical, length-prefixed encoding of s into h (cheaper
-// than encoding/json and independent of JSON field spelling).
-func hashSpec(h hash.Hash, s *specs.LinuxSeccomp) {
-	var buf [8]byte
-	u := func(v uint64) {
-		binary.LittleEndian.PutUint64(buf[:], v)
-		h.Write(buf[:])
-	}
+// appendSpec appends a canonical, length-prefixed encoding of s to b
+// (cheaper than encoding/json and independent of JSON field spelling).
+func appendSpec(b []byte, s *specs.LinuxSeccomp) []byte {
+	u := func(v uint64) { b = binary.LittleEndian.AppendUint64(b, v) }
 	str := func(v string) {
 		u(uint64(len(v)))
-		h.Write([]byte(v))
+		b = append(b, v...)
 	}
 	optU := func(p *uint) {
 		if p == nil {
@@ -193,4 +187,5 @@ func hashSpec(h hash.Hash, s *specs.LinuxSeccomp) {
 			str(string(a.Op))
 		}
 	}
+	return b
 }

@@ -122,6 +122,7 @@ type compiledRule struct {
 	// alts are alternatives (ORed); each is a conjunction. A rule without
 	// args has one empty alternative.
 	alts [][]cond
+	src  int // index in the spec's syscalls
 }
 
 // Program is a compiled filter, ready to be loaded or cached.
@@ -226,6 +227,7 @@ func compileFor(s *specs.LinuxSeccomp, native archIndex, compat []archIndex) (*P
 		if cr.ret == defRet {
 			continue // redundant; runc skips it too
 		}
+		cr.src = i
 		rules = append(rules, cr)
 	}
 	if notify {
@@ -249,26 +251,31 @@ func compileFor(s *specs.LinuxSeccomp, native archIndex, compat []archIndex) (*P
 	}
 
 	// Resolve names once; the table row carries every ABI's number.
-	entries := make([][]*syscallEntry, len(rules))
-	for i := range rules {
-		for _, n := range rules[i].names {
-			if e := lookupSyscall(n); e != nil {
-				entries[i] = append(entries[i], e)
-			}
-		}
-	}
 	// Numbers named by any rule, including dropped redundant ones, count for
 	// the ENOSYS boundary (runc looks at the whole profile).
-	maxNr := func(a archIndex) int32 {
-		m := int32(-1)
-		for _, sc := range s.Syscalls {
-			for _, n := range sc.Names {
-				if e := lookupSyscall(n); e != nil && e.nr[a] > m {
-					m = e.nr[a]
-				}
+	var maxNr [numArches]int32
+	for a := range maxNr {
+		maxNr[a] = -1
+	}
+	entries := make([][]*syscallEntry, len(rules))
+	ri := 0
+	for i := range s.Syscalls {
+		kept := ri < len(rules) && rules[ri].src == i
+		for _, n := range s.Syscalls[i].Names {
+			e := lookupSyscall(n)
+			if e == nil {
+				continue
+			}
+			for a, nr := range e.nr {
+				maxNr[a] = max(maxNr[a], nr)
+			}
+			if kept {
+				entries[ri] = append(entries[ri], e)
 			}
 		}
-		return m
+		if kept {
+			ri++
+		}
 	}
 
 	g := &generator{defRet: defRet}
@@ -280,11 +287,9 @@ func compileFor(s *specs.LinuxSeccomp, native archIndex, compat []archIndex) (*P
 		t.enabled = true
 		t.bits32 = archInfos[a].bits32
 		t.decisions = buildDecisions(rules, entries, a, defRet)
-		if stub {
-			if m := maxNr(a); m >= 0 {
-				t.enosysAbove = uint32(m)
-				t.stub = true
-			}
+		if stub && maxNr[a] >= 0 {
+			t.enosysAbove = uint32(maxNr[a])
+			t.stub = true
 		}
 	}
 	g.native = native
@@ -341,26 +346,40 @@ func compileRule(sc *specs.LinuxSyscall, defErrno *uint) (compiledRule, error) {
 	return cr, nil
 }
 
-// buildDecisions maps each syscall number of arch a that some rule names to
-// its decision.
-func buildDecisions(rules []compiledRule, entries [][]*syscallEntry, a archIndex, defRet uint32) map[uint32]*decision {
-	out := map[uint32]*decision{}
-	uncond := map[uint32]bool{}
-	for i, r := range rules {
+// numbered is the decision for one syscall number.
+type numbered struct {
+	nr  uint32
+	dec decision
+}
+
+// buildDecisions returns, sorted by number, the decision for each syscall
+// number of arch a that some rule names.
+func buildDecisions(rules []compiledRule, entries [][]*syscallEntry, a archIndex, defRet uint32) []numbered {
+	// (nr << 32 | rule index), sorted: grouped by number, in rule order.
+	n := 0
+	for i := range entries {
+		n += len(entries[i])
+	}
+	uses := make([]uint64, 0, n)
+	for i := range rules {
 		for _, e := range entries[i] {
-			if e.nr[a] < 0 {
-				continue
+			if e.nr[a] >= 0 {
+				uses = append(uses, uint64(e.nr[a])<<32|uint64(i))
 			}
-			nr := uint32(e.nr[a])
-			d := out[nr]
-			if d == nil {
-				d = &decision{fallback: defRet}
-				out[nr] = d
-			}
+		}
+	}
+	slices.Sort(uses)
+	out := make([]numbered, 0, len(uses))
+	for k := 0; k < len(uses); {
+		nr := uint32(uses[k] >> 32)
+		d := decision{fallback: defRet}
+		uncond := false
+		for ; k < len(uses) && uint32(uses[k]>>32) == nr; k++ {
+			r := &rules[uint32(uses[k])]
 			for _, alt := range r.alts {
 				if len(alt) == 0 {
-					if !uncond[nr] {
-						uncond[nr] = true
+					if !uncond {
+						uncond = true
 						d.fallback = r.ret
 					}
 					continue
@@ -368,13 +387,12 @@ func buildDecisions(rules []compiledRule, entries [][]*syscallEntry, a archIndex
 				d.rules = append(d.rules, rule{conds: alt, ret: r.ret})
 			}
 		}
-	}
-	// Trailing conditional rules that return the fallback anyway cannot
-	// change the outcome (earlier ones can: first match wins).
-	for _, d := range out {
+		// Trailing conditional rules that return the fallback anyway cannot
+		// change the outcome (earlier ones can: first match wins).
 		for len(d.rules) > 0 && d.rules[len(d.rules)-1].ret == d.fallback {
 			d.rules = d.rules[:len(d.rules)-1]
 		}
+		out = append(out, numbered{nr, d})
 	}
 	return out
 }

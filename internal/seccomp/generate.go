@@ -1,8 +1,6 @@
 package seccomp
 
 import (
-	"slices"
-
 	"golang.org/x/sys/unix"
 )
 
@@ -30,7 +28,7 @@ const (
 type archTable struct {
 	enabled     bool
 	bits32      bool
-	decisions   map[uint32]*decision
+	decisions   []numbered // sorted by nr
 	stub        bool
 	enosysAbove uint32
 }
@@ -51,6 +49,8 @@ type segment struct {
 
 func (g *generator) generate() ([]unix.SockFilter, error) {
 	a := &g.asm
+	a.insns = make([]insn, 0, 1024)
+	a.labels = make([]int32, 0, 512)
 	a.ldAbs(offArch)
 	type section struct {
 		arch archIndex
@@ -100,12 +100,6 @@ func (g *generator) segments(ai archIndex, lo, hi uint32) []segment {
 	if ai == archX32 {
 		bit = x32SyscallBit
 	}
-	nrs := make([]uint32, 0, len(t.decisions))
-	for nr := range t.decisions {
-		nrs = append(nrs, nr)
-	}
-	slices.Sort(nrs)
-
 	def := &decision{fallback: g.defRet}
 	enosys := &decision{fallback: unix.SECCOMP_RET_ERRNO | uint32(unix.ENOSYS)}
 	var segs []segment
@@ -136,15 +130,16 @@ func (g *generator) segments(ai archIndex, lo, hi uint32) []segment {
 		add(uint32(from), def)
 	}
 	cur := uint64(lo)
-	for _, n := range nrs {
-		nr := uint64(n | bit)
+	for i := range t.decisions {
+		nd := &t.decisions[i]
+		nr := uint64(nd.nr | bit)
 		if nr < uint64(lo) || nr > uint64(hi) {
 			continue
 		}
 		if nr > cur {
 			addGap(cur, nr-1)
 		}
-		add(uint32(nr), t.decisions[n])
+		add(uint32(nr), &nd.dec)
 		cur = nr + 1
 	}
 	addGap(cur, uint64(hi))
