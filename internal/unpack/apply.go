@@ -7,9 +7,11 @@ import (
 	"io"
 	"os"
 	"path"
+	"path/filepath"
 	"strings"
 	"time"
 
+	securejoin "github.com/cyphar/filepath-securejoin"
 	pathrs "github.com/cyphar/filepath-securejoin/pathrs-lite"
 	"golang.org/x/sys/unix"
 )
@@ -277,11 +279,26 @@ func (a *applier) mkdirParent(dir string) (int, error) {
 	if !errors.Is(err, unix.ENOENT) {
 		return fd, err
 	}
-	f, err := pathrs.MkdirAllHandle(a.root, dir, 0o755)
+	// The path may run through a symlink whose target does not exist yet
+	// (a -> /etc in a layer that then writes a/passwd, with no etc/).
+	// pathrs-lite refuses to create through dangling links, so resolve
+	// the symlinks in the root first, as securejoin scopes them, and
+	// create the resulting plain path; MkdirAllHandle still refuses to
+	// leave the root should the tree change under it.
+	resolved, err := securejoin.SecureJoin(a.root.Name(), dir)
+	if err != nil {
+		return -1, err
+	}
+	rel, err := filepath.Rel(a.root.Name(), resolved)
+	if err != nil || rel == ".." || strings.HasPrefix(rel, "../") {
+		return -1, fmt.Errorf("%w: %q resolves outside the root", ErrInvalidEntry, dir)
+	}
+	f, err := pathrs.MkdirAllHandle(a.root, rel, 0o755)
 	if err != nil {
 		return -1, err
 	}
 	a.touch(dir)
+	a.touch(rel)
 	return dupClose(f)
 }
 

@@ -6,6 +6,7 @@ import (
 	"path"
 	"strings"
 
+	pathrs "github.com/cyphar/filepath-securejoin/pathrs-lite"
 	"golang.org/x/sys/unix"
 )
 
@@ -29,9 +30,9 @@ func (a *applier) whiteout(dir, base string) error {
 		return nil
 	}
 	if a.mode == WhiteoutOverlay {
-		parent, err := a.mkdirParent(dir)
+		parent, err := a.mkdirWhiteoutDir(dir)
 		if err != nil {
-			return fmt.Errorf("open parent directory: %w", err)
+			return err
 		}
 		defer unix.Close(parent)
 		if _, err := replace(parent, target, false); err != nil {
@@ -77,11 +78,30 @@ func (a *applier) openWhiteoutDir(dir string) (int, error) {
 	return fd, err
 }
 
+// mkdirWhiteoutDir is openWhiteoutDir for an overlay upper directory,
+// where the directory may exist only in a lower layer and is created.
+// ENOENT from openat2 with RESOLVE_NO_SYMLINKS means the existing part of
+// the path holds no symlink, dangling or not, so creating the rest cannot
+// be redirected.
+func (a *applier) mkdirWhiteoutDir(dir string) (int, error) {
+	fd, err := a.openWhiteoutDir(dir)
+	if !errors.Is(err, unix.ENOENT) {
+		return fd, err
+	}
+	f, err := pathrs.MkdirAllHandle(a.root, dir, 0o755)
+	if err != nil {
+		return -1, fmt.Errorf("create %s: %w", dir, err)
+	}
+	f.Close()
+	a.touch(dir)
+	return a.openWhiteoutDir(dir)
+}
+
 // overlayOpaque marks dir opaque in the upper directory.
 func (a *applier) overlayOpaque(dir string) error {
-	fd, err := a.mkdirParent(dir)
+	fd, err := a.mkdirWhiteoutDir(dir)
 	if err != nil {
-		return fmt.Errorf("open directory: %w", err)
+		return err
 	}
 	defer unix.Close(fd)
 	if err := setXattrAt(fd, "", overlayOpaqueXattr, "y"); err != nil {
