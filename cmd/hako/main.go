@@ -3,11 +3,27 @@
 package main
 
 import (
-	"fmt"
+	"context"
 	"os"
+	goruntime "runtime"
+
+	"github.com/hako-runtime/hako/internal/cli"
+	"github.com/hako-runtime/hako/internal/linux"
+	_ "github.com/hako-runtime/hako/internal/nsenter" // joins namespaces before Go starts, for "hako init"
 )
 
+func init() {
+	// "hako init" becomes the container's process: namespaces, credentials
+	// and seccomp are per thread, so it must stay on the main thread.
+	if len(os.Args) > 1 && os.Args[1] == "init" {
+		goruntime.GOMAXPROCS(1)
+		goruntime.LockOSThread()
+	}
+}
+
 func main() {
-	fmt.Fprintln(os.Stderr, "hako: not yet")
-	os.Exit(1)
+	if len(os.Args) > 1 && os.Args[1] == "init" {
+		linux.Init() // never returns
+	}
+	os.Exit(cli.Main(context.Background(), os.Args))
 }

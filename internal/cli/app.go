@@ -1,0 +1,143 @@
+// Package cli is hako's command line: runc's commands and flags, each a few
+// calls into internal/runtime and friends.
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+
+	"github.com/hako-runtime/hako/internal/runtime"
+	"github.com/urfave/cli/v3"
+)
+
+// exitError carries the exit code of a container's process (run, exec).
+type exitError struct{ code int }
+
+func (e exitError) Error() string { return "exit status " + strconv.Itoa(e.code) }
+
+// Main runs the CLI and returns the process exit code.
+func Main(ctx context.Context, args []string) int {
+	app := newApp()
+	err := app.Run(ctx, args)
+	if err == nil {
+		return 0
+	}
+	var ee exitError
+	if errors.As(err, &ee) {
+		return ee.code
+	}
+	// One line, as runc prints it, to stderr and to --log.
+	msg := err.Error()
+	slog.Error(msg)
+	if !logToStderr {
+		fmt.Fprintln(os.Stderr, "hako: "+msg)
+	}
+	return 1
+}
+
+// logToStderr is set when the logger already writes to stderr. It lives for
+// one CLI invocation only (Main is called once per process).
+var logToStderr = true
+
+func defaultRoot() string {
+	if os.Geteuid() != 0 {
+		if dir := os.Getenv("XDG_RUNTIME_DIR"); dir != "" {
+			return filepath.Join(dir, "hako")
+		}
+	}
+	return "/run/hako"
+}
+
+func newApp() *cli.Command {
+	return &cli.Command{
+		Name:    "hako",
+		Usage:   "OCI container runtime",
+		Version: version,
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "root", Value: defaultRoot(), Usage: "directory for container state"},
+			&cli.StringFlag{Name: "log", Usage: "write errors and warnings to this file (default: stderr)"},
+			&cli.StringFlag{Name: "log-format", Value: "text", Usage: "text or json"},
+			&cli.BoolFlag{Name: "debug", Usage: "log debug output"},
+			// Accepted for compatibility with tools that pass them to runc.
+			&cli.BoolFlag{Name: "systemd-cgroup", Usage: "accepted for compatibility; the cgroupfs driver is used"},
+			&cli.StringFlag{Name: "criu", Usage: "accepted for compatibility; checkpoint is not supported"},
+			&cli.StringFlag{Name: "rootless", Value: "auto", Usage: "true, false or auto"},
+		},
+		Before:                setupLogging,
+		ExitErrHandler:        func(context.Context, *cli.Command, error) {},
+		HideHelpCommand:       false,
+		EnableShellCompletion: false,
+		Commands: []*cli.Command{
+			createCommand(), startCommand(), runCommand(), stateCommand(), killCommand(),
+			deleteCommand(), listCommand(), psCommand(), execCommand(), pauseCommand(),
+			resumeCommand(), updateCommand(), eventsCommand(), specCommand(), featuresCommand(),
+		},
+	}
+}
+
+// version is set by the linker (-X); "dev" otherwise.
+var version = "dev"
+
+func setupLogging(ctx context.Context, cmd *cli.Command) (context.Context, error) {
+	var w io.Writer = os.Stderr
+	if path := cmd.String("log"); path != "" {
+		f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND|os.O_SYNC, 0o644)
+		if err != nil {
+			return ctx, fmt.Errorf("open log %s: %w", path, err)
+		}
+		w = f
+		logToStderr = false
+	}
+	level := slog.LevelWarn
+	if cmd.Bool("debug") {
+		level = slog.LevelDebug
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	var h slog.Handler
+	switch cmd.String("log-format") {
+	case "json":
+		h = slog.NewJSONHandler(w, opts)
+	case "text", "":
+		h = slog.NewTextHandler(w, opts)
+	default:
+		return ctx, fmt.Errorf("--log-format: unknown format %q (text or json)", cmd.String("log-format"))
+	}
+	slog.SetDefault(slog.New(h))
+	return ctx, nil
+}
+
+// rt builds the runtime from the global flags.
+func rt(cmd *cli.Command) *runtime.Runtime {
+	rootless := os.Geteuid() != 0
+	switch cmd.String("rootless") {
+	case "true":
+		rootless = true
+	case "false":
+		rootless = false
+	}
+	return &runtime.Runtime{Root: cmd.String("root"), Rootless: rootless}
+}
+
+// idArg returns the single container id argument.
+func idArg(cmd *cli.Command) (string, error) {
+	if cmd.NArg() < 1 {
+		return "", fmt.Errorf("%s: a container id is required", cmd.Name)
+	}
+	return cmd.Args().First(), nil
+}
+
+func load(cmd *cli.Command) (*runtime.Container, error) {
+	id, err := idArg(cmd)
+	if err != nil {
+		return nil, err
+	}
+	return rt(cmd).Load(id)
+}
+
+func one() *int { n := 1; return &n }

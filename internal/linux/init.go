@@ -1,0 +1,235 @@
+// Package linux is the child side of hako: "hako init", the process that is
+// cloned into the container's namespaces, prepares them step by step and
+// finally execve's the container's process.
+//
+// Every step is a named call; a failure is wrapped with the step's name and
+// sent to the parent over the sync socket (see package sync), which rolls
+// back what it created. Init runs on the main OS thread, locked by
+// cmd/hako before main: namespaces, credentials, capabilities and the
+// seccomp filter are per-thread, and the execve comes from that thread.
+package linux
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strconv"
+
+	"github.com/hako-runtime/hako/internal/hooks"
+	"github.com/hako-runtime/hako/internal/linux/sync"
+	"github.com/hako-runtime/hako/internal/nsenter"
+	"github.com/hako-runtime/hako/internal/rootfs"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+)
+
+// Init is "hako init". It never returns.
+func Init() {
+	fd, err := strconv.Atoi(os.Getenv(nsenter.EnvSyncFD))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "hako init: not started by hako (no sync fd)")
+		os.Exit(1)
+	}
+	conn := sync.NewConn(os.NewFile(uintptr(fd), "sync"))
+	m, err := conn.Expect(sync.TypeBootstrap)
+	if err != nil || m.Bootstrap == nil || m.Bootstrap.Spec == nil {
+		fail(conn, fmt.Errorf("read bootstrap: %v", err))
+	}
+	b := m.Bootstrap
+	if b.Mode == "exec" {
+		err = execProcess(conn, b)
+	} else {
+		err = createContainer(conn, b)
+	}
+	fail(conn, err)
+}
+
+// fail reports err to the parent and exits.
+func fail(conn *sync.Conn, err error) {
+	if err == nil {
+		err = fmt.Errorf("init returned without exec")
+	}
+	_ = conn.SendError(err)
+	os.Exit(1)
+}
+
+// step wraps the error of one init step with its name.
+func step(name string, err error) error {
+	if err != nil {
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	return nil
+}
+
+func state(b *sync.Bootstrap, status specs.ContainerState) *specs.State {
+	return &specs.State{
+		Version:     specs.Version,
+		ID:          b.ID,
+		Status:      status,
+		Pid:         os.Getpid(),
+		Bundle:      b.Bundle,
+		Annotations: b.Spec.Annotations,
+	}
+}
+
+// createContainer is the list of steps for a new container, in the order the
+// runtime-spec lifecycle (runtime.md "Lifecycle") requires.
+func createContainer(conn *sync.Conn, b *sync.Bootstrap) error {
+	s := b.Spec
+	var warnings []string
+
+	// 1. Namespaces that clone(2) cannot create for us.
+	if b.NewCgroupNS {
+		if err := step("unshare cgroup namespace", unix.Unshare(unix.CLONE_NEWCGROUP)); err != nil {
+			return err
+		}
+	}
+	if b.TimeNS {
+		if err := step("unshare time namespace", unshareTime(s.Linux.TimeOffsets)); err != nil {
+			return err
+		}
+	}
+	// 2. The root filesystem and every mount, before pivot_root.
+	if err := step("prepare rootfs", rootfs.Prepare(s, b.Rootfs)); err != nil {
+		return err
+	}
+	// 3. prestart and createRuntime hooks run in the runtime namespace: the
+	//    parent runs them while we wait.
+	if s.Hooks != nil && (len(s.Hooks.Prestart) > 0 || len(s.Hooks.CreateRuntime) > 0) { //nolint:staticcheck // prestart is deprecated but still part of the spec
+		if err := conn.SendType(sync.TypeHooks); err != nil {
+			return err
+		}
+		if _, err := conn.Expect(sync.TypeAck); err != nil {
+			return step("wait for runtime hooks", err)
+		}
+	}
+	// 4. createContainer hooks: container namespaces, before pivot_root.
+	if s.Hooks != nil && len(s.Hooks.CreateContainer) > 0 {
+		if err := hooks.Run(context.Background(), "createContainer", s.Hooks.CreateContainer, state(b, specs.StateCreating)); err != nil {
+			return err
+		}
+	}
+	// 5. Switch root.
+	if err := step("pivot root", rootfs.Pivot(b.Rootfs, b.NoPivot)); err != nil {
+		return err
+	}
+	// 6. The console, before masking: /dev/console is bound to our pty.
+	if s.Process != nil && s.Process.Terminal {
+		if err := step("set up console", setupConsole(b.ConsoleFD, s.Process.ConsoleSize, true)); err != nil {
+			return err
+		}
+	}
+	// 7. Kernel parameters, then masked and read-only paths, read-only root.
+	if err := step("write sysctls", rootfs.WriteSysctls(s)); err != nil {
+		return err
+	}
+	if err := step("finish rootfs", rootfs.Finish(s)); err != nil {
+		return err
+	}
+	if err := step("set hostname", setHostname(s)); err != nil {
+		return err
+	}
+	// 8. Process attributes that need privilege: rlimits, oom_score_adj.
+	w, err := prepareProcess(s.Process)
+	if err != nil {
+		return err
+	}
+	warnings = append(warnings, w...)
+	path, err := lookPath(s.Process)
+	if err != nil {
+		return step("find executable", err)
+	}
+	// 9. Tell the parent we are created; it records state and exits.
+	if err := conn.Send(&sync.Message{Type: sync.TypeReady, Warnings: warnings}); err != nil {
+		return err
+	}
+	// 10. Wait for `start`.
+	if b.FifoFD > 0 {
+		if err := step("wait for start", waitStart(b.FifoFD)); err != nil {
+			return err
+		}
+	}
+	// 11. startContainer hooks: container namespace, after start.
+	if s.Hooks != nil && len(s.Hooks.StartContainer) > 0 {
+		if err := hooks.Run(context.Background(), "startContainer", s.Hooks.StartContainer, state(b, specs.StateRunning)); err != nil {
+			return err
+		}
+	}
+	// 12. Drop to the process's identity and execve.
+	return finalizeAndExec(s, path, b.PreserveFD)
+}
+
+// execProcess runs a new process in a running container. The nsenter
+// constructor has already joined the container's namespaces and the parent
+// has moved us into its cgroup.
+func execProcess(conn *sync.Conn, b *sync.Bootstrap) error {
+	s := b.Spec
+	if s.Process.Terminal {
+		if err := step("set up console", setupConsole(b.ConsoleFD, s.Process.ConsoleSize, false)); err != nil {
+			return err
+		}
+	}
+	if _, err := prepareProcess(s.Process); err != nil {
+		return err
+	}
+	path, err := lookPath(s.Process)
+	if err != nil {
+		return step("find executable", err)
+	}
+	if err := conn.SendType(sync.TypeReady); err != nil {
+		return err
+	}
+	return finalizeAndExec(s, path, b.PreserveFD)
+}
+
+func setHostname(s *specs.Spec) error {
+	if s.Hostname != "" {
+		if err := unix.Sethostname([]byte(s.Hostname)); err != nil {
+			return err
+		}
+	}
+	if s.Domainname != "" {
+		if err := unix.Setdomainname([]byte(s.Domainname)); err != nil {
+			return fmt.Errorf("set domainname: %w", err)
+		}
+	}
+	return nil
+}
+
+// waitStart blocks on exec.fifo until `hako start` writes to it.
+func waitStart(fd int) error {
+	buf := make([]byte, 1)
+	for {
+		n, err := unix.Read(fd, buf)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if n != 1 {
+			return fmt.Errorf("exec fifo closed")
+		}
+		unix.Close(fd)
+		return nil
+	}
+}
+
+// unshareTime creates a time namespace with the spec's offsets; the process
+// enters it at execve (time_for_children, time_namespaces(7)).
+func unshareTime(offsets map[string]specs.LinuxTimeOffset) error {
+	if err := unix.Unshare(unix.CLONE_NEWTIME); err != nil {
+		return err
+	}
+	if len(offsets) == 0 {
+		return nil
+	}
+	var buf []byte
+	for clock, off := range offsets {
+		buf = fmt.Appendf(buf, "%s %d %d\n", clock, off.Secs, off.Nanosecs)
+	}
+	if err := os.WriteFile("/proc/self/timens_offsets", buf, 0); err != nil {
+		return fmt.Errorf("write timens_offsets: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,137 @@
+// Package sync is the typed conversation between the runtime (parent) and
+// "hako init" (the child that becomes the container's process).
+//
+// It runs over one SOCK_STREAM socketpair as newline-free JSON values. For a
+// new container ("create" mode) it goes:
+//
+//	parent                                   init (in the new namespaces)
+//	  | clone(CLONE_NEW*) + exec hako init        |
+//	  | (cgroup v1: write pid to cgroup.procs)    |
+//	  |---- Bootstrap{spec, rootfs, ...} -------->|
+//	  |                                           | mount rootfs (rootfs.Prepare)
+//	  |<--- Hooks  (only if prestart/createRuntime hooks exist)
+//	  | run prestart + createRuntime hooks        |
+//	  |---- Ack ---------------------------------->|
+//	  |                                           | createContainer hooks, pivot_root,
+//	  |                                           | console, sysctl, masks, hostname...
+//	  |<--- Ready (or Error at any step) ---------|
+//	  | write state.json, exit (create)           | block on exec.fifo until `start`
+//	                                              | startContainer hooks, drop privs, execve
+//
+// In "exec" mode the child has already joined the container's namespaces in
+// the nsenter constructor; the parent sends Bootstrap, the child answers
+// Ready once it is about to execve (or Error), after the parent moved it into
+// the cgroup and said Ack.
+//
+// Any failure in init is sent as Error before init exits; the parent rolls
+// back everything it created. EOF without Ready means init died.
+package sync
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+)
+
+// Message types.
+const (
+	TypeBootstrap = "bootstrap"
+	TypeHooks     = "hooks"
+	TypeAck       = "ack"
+	TypeReady     = "ready"
+	TypeError     = "error"
+)
+
+// Bootstrap is everything init needs, so that it never reads config.json.
+type Bootstrap struct {
+	Mode       string      `json:"mode"` // "create" or "exec"
+	ID         string      `json:"id"`
+	Bundle     string      `json:"bundle"`
+	Rootfs     string      `json:"rootfs,omitempty"`
+	Spec       *specs.Spec `json:"spec"`
+	NoPivot    bool        `json:"noPivot,omitempty"`
+	ConsoleFD  int         `json:"consoleFD,omitempty"` // connected unix socket to send the pty master on; 0 = none
+	FifoFD     int         `json:"fifoFD,omitempty"`    // create mode: exec.fifo opened O_RDWR; 0 = start at once
+	PreserveFD int         `json:"preserveFDs,omitempty"`
+	// ExecFDs are kept open across execve in addition to stdio: fds 3..3+PreserveFD-1.
+	TimeNS bool `json:"timeNS,omitempty"` // create a new time namespace (clone(2) cannot)
+	// NewCgroupNS: unshare the cgroup namespace after the parent moved init
+	// into its cgroup, so that the container's cgroup becomes its root.
+	NewCgroupNS bool `json:"newCgroupNS,omitempty"`
+}
+
+// Message is one value on the wire.
+type Message struct {
+	Type      string     `json:"type"`
+	Error     string     `json:"error,omitempty"`
+	Bootstrap *Bootstrap `json:"bootstrap,omitempty"`
+	Warnings  []string   `json:"warnings,omitempty"`
+}
+
+// Conn wraps the socket.
+type Conn struct {
+	f   *os.File
+	enc *json.Encoder
+	dec *json.Decoder
+}
+
+// NewConn wraps an already connected socket.
+func NewConn(f *os.File) *Conn {
+	return &Conn{f: f, enc: json.NewEncoder(f), dec: json.NewDecoder(f)}
+}
+
+// File returns the underlying socket.
+func (c *Conn) File() *os.File { return c.f }
+
+// Close closes the socket.
+func (c *Conn) Close() error { return c.f.Close() }
+
+// Send writes one message.
+func (c *Conn) Send(m *Message) error {
+	if err := c.enc.Encode(m); err != nil {
+		return fmt.Errorf("send %s: %w", m.Type, err)
+	}
+	return nil
+}
+
+// SendType sends a message with only a type.
+func (c *Conn) SendType(t string) error { return c.Send(&Message{Type: t}) }
+
+// SendError reports err to the other side.
+func (c *Conn) SendError(err error) error {
+	return c.Send(&Message{Type: TypeError, Error: err.Error()})
+}
+
+// ErrClosed is returned when the peer went away without a message.
+var ErrClosed = errors.New("peer closed the sync socket")
+
+// Recv reads one message. An Error message is returned as an error.
+func (c *Conn) Recv() (*Message, error) {
+	var m Message
+	if err := c.dec.Decode(&m); err != nil {
+		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+			return nil, ErrClosed
+		}
+		return nil, fmt.Errorf("receive: %w", err)
+	}
+	if m.Type == TypeError {
+		return &m, errors.New(m.Error)
+	}
+	return &m, nil
+}
+
+// Expect reads one message and checks its type.
+func (c *Conn) Expect(t string) (*Message, error) {
+	m, err := c.Recv()
+	if err != nil {
+		return nil, err
+	}
+	if m.Type != t {
+		return nil, fmt.Errorf("expected %q message, got %q", t, m.Type)
+	}
+	return m, nil
+}

@@ -1,0 +1,64 @@
+package runtime
+
+import (
+	"fmt"
+	"net"
+	"os"
+
+	"golang.org/x/sys/unix"
+)
+
+// consoleReceiver holds our end of a socketpair when the caller wants the pty
+// master itself instead of sending it to a --console-socket.
+type consoleReceiver struct{ f *os.File }
+
+// consoleSocket returns the socket init sends the pty master on: a
+// connection to path, or (path == "") one end of a new socketpair whose other
+// end is returned as the receiver.
+func consoleSocket(path string) (*os.File, *consoleReceiver, error) {
+	if path != "" {
+		conn, err := net.Dial("unix", path)
+		if err != nil {
+			return nil, nil, fmt.Errorf("connect to console socket %s: %w", path, err)
+		}
+		defer conn.Close()
+		f, err := conn.(*net.UnixConn).File()
+		if err != nil {
+			return nil, nil, fmt.Errorf("console socket %s: %w", path, err)
+		}
+		return f, nil, nil
+	}
+	pair, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, nil, fmt.Errorf("console socketpair: %w", err)
+	}
+	return os.NewFile(uintptr(pair[1]), "console-child"), &consoleReceiver{os.NewFile(uintptr(pair[0]), "console")}, nil
+}
+
+func (r *consoleReceiver) close() {
+	if r != nil {
+		r.f.Close()
+	}
+}
+
+// receive reads the pty master init sent (one SCM_RIGHTS message).
+func (r *consoleReceiver) receive() (*os.File, error) {
+	if r == nil {
+		return nil, nil
+	}
+	buf := make([]byte, 256)
+	oob := make([]byte, unix.CmsgSpace(4))
+	_, oobn, _, _, err := unix.Recvmsg(int(r.f.Fd()), buf, oob, unix.MSG_CMSG_CLOEXEC)
+	if err != nil {
+		return nil, fmt.Errorf("receive pty master: %w", err)
+	}
+	msgs, err := unix.ParseSocketControlMessage(oob[:oobn])
+	if err != nil || len(msgs) != 1 {
+		return nil, fmt.Errorf("receive pty master: no fd in message")
+	}
+	fds, err := unix.ParseUnixRights(&msgs[0])
+	if err != nil || len(fds) != 1 {
+		return nil, fmt.Errorf("receive pty master: no fd in message")
+	}
+	return os.NewFile(uintptr(fds[0]), "pty-master"), nil
+}

@@ -1,0 +1,319 @@
+package runtime
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/hako-runtime/hako/internal/cgroups"
+	"github.com/hako-runtime/hako/internal/hooks"
+	"github.com/hako-runtime/hako/internal/linux/sync"
+	"github.com/hako-runtime/hako/internal/spec"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+)
+
+// CreateOpts are the options of `create` (and of `run`).
+type CreateOpts struct {
+	Bundle        string
+	ConsoleSocket string // path of a unix socket to send the pty master to
+	// AllocateConsole, instead of ConsoleSocket, hands the pty master back
+	// in Created.Console (run without --console-socket).
+	AllocateConsole bool
+	PidFile     string
+	NoPivot     bool
+	NoNewKeyring bool
+	PreserveFDs int
+	Stdio       Stdio
+	// StartNow skips exec.fifo: the container's process starts as soon as
+	// it is created (`run`), saving a round trip through the file system.
+	StartNow bool
+}
+
+// Created is a container that has just been created by this process: it is
+// our child, so the caller can wait for it.
+type Created struct {
+	*Container
+	Process *os.Process
+	Console *os.File // the pty master, with AllocateConsole
+}
+
+// Create creates a container from a bundle (runtime.md "create"): on return
+// the container's process waits in "created" state for Start. On any error
+// nothing is left behind: no state, cgroup, mount or process.
+func (r *Runtime) Create(ctx context.Context, id string, o CreateOpts) (_ *Created, err error) {
+	if err := spec.ValidateID(id); err != nil {
+		return nil, err
+	}
+	bundle, err := filepath.Abs(o.Bundle)
+	if err != nil {
+		return nil, fmt.Errorf("bundle %s: %w", o.Bundle, err)
+	}
+	s, err := spec.Load(bundle)
+	if err != nil {
+		return nil, err
+	}
+	if s.Process == nil {
+		return nil, fmt.Errorf("config.json: process is required to create a container")
+	}
+	if s.Linux == nil {
+		return nil, fmt.Errorf("config.json: linux section is required")
+	}
+	rootfs := s.Root.Path
+	if !filepath.IsAbs(rootfs) {
+		rootfs = filepath.Join(bundle, rootfs)
+	}
+	if fi, err := os.Stat(rootfs); err != nil || !fi.IsDir() {
+		return nil, fmt.Errorf("root.path %s: not a directory", rootfs)
+	}
+	if s.Process.Terminal && o.ConsoleSocket == "" && !o.AllocateConsole {
+		return nil, fmt.Errorf("process.terminal is true but no --console-socket was given")
+	}
+	plan, err := planNamespaces(s.Linux.Namespaces)
+	if err != nil {
+		return nil, err
+	}
+	defer plan.close()
+
+	if err := os.MkdirAll(r.Root, 0o711); err != nil {
+		return nil, fmt.Errorf("create state root %s: %w", r.Root, err)
+	}
+	dir := r.dir(id)
+	if err := os.Mkdir(dir, 0o711); err != nil {
+		if errors.Is(err, os.ErrExist) {
+			return nil, fmt.Errorf("container %s: %w", id, ErrExist)
+		}
+		return nil, fmt.Errorf("create state dir: %w", err)
+	}
+	var cleanups []func()
+	defer func() {
+		if err != nil {
+			for i := len(cleanups) - 1; i >= 0; i-- {
+				cleanups[i]()
+			}
+			os.RemoveAll(dir)
+		}
+	}()
+	unlock, err := lockDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+
+	// Cgroup first: with cgroup v2 the child is cloned straight into it.
+	cg, err := cgroups.New(s.Linux.CgroupsPath, id, r.cgroupOptions())
+	if err != nil {
+		return nil, fmt.Errorf("cgroup: %w", err)
+	}
+	if err := cg.Create(s.Linux.Resources); err != nil {
+		cg.Destroy()
+		return nil, fmt.Errorf("create cgroup: %w", err)
+	}
+	cleanups = append(cleanups, func() { cg.Destroy() })
+
+	sys := &syscall.SysProcAttr{Cloneflags: plan.cloneFlags}
+	if plan.newUserNS {
+		sys.UidMappings = idMaps(s.Linux.UIDMappings)
+		sys.GidMappings = idMaps(s.Linux.GIDMappings)
+		sys.GidMappingsEnableSetgroups = !r.Rootless
+	}
+	if fd, ok, err := cg.CgroupFD(); err != nil {
+		return nil, fmt.Errorf("open cgroup: %w", err)
+	} else if ok {
+		sys.UseCgroupFD, sys.CgroupFD = true, fd
+	}
+
+	// Extra files for init, in order: fifo, console.
+	var extra []*os.File
+	boot := &sync.Bootstrap{
+		Mode: "create", ID: id, Bundle: bundle, Rootfs: rootfs, Spec: s,
+		NoPivot: o.NoPivot, PreserveFD: o.PreserveFDs,
+		TimeNS: plan.newTimeNS, NewCgroupNS: plan.newCgroupNS,
+	}
+	if !o.StartNow {
+		fifo, err := makeFifo(filepath.Join(dir, "exec.fifo"))
+		if err != nil {
+			return nil, err
+		}
+		defer fifo.Close()
+		extra = append(extra, fifo)
+	}
+	var con *consoleReceiver
+	if s.Process.Terminal {
+		sock, recv, err := consoleSocket(o.ConsoleSocket)
+		if err != nil {
+			return nil, err
+		}
+		defer sock.Close()
+		defer recv.close()
+		con = recv
+		extra = append(extra, sock)
+	}
+	stdio := o.Stdio
+	if stdio.In == nil {
+		stdio = DefaultStdio()
+	}
+	ch, err := spawn(spawnOpts{
+		stdio: stdio, preserveFDs: o.PreserveFDs, extra: extra,
+		join: plan.join, unshare: plan.unshareFlags, pidNS: plan.pidNS, sys: sys,
+	})
+	if err != nil {
+		return nil, err
+	}
+	cleanups = append(cleanups, ch.kill)
+	defer ch.conn.Close()
+	i := 0
+	if !o.StartNow {
+		boot.FifoFD = ch.extraFD[i]
+		i++
+	}
+	if s.Process.Terminal {
+		boot.ConsoleFD = ch.extraFD[i]
+	}
+
+	pid := ch.proc.Pid
+	if err := cg.Enter(pid); err != nil {
+		return nil, fmt.Errorf("enter cgroup: %w", err)
+	}
+	if err := ch.conn.Send(&sync.Message{Type: sync.TypeBootstrap, Bootstrap: boot}); err != nil {
+		return nil, initError(ch, err)
+	}
+	st := &specs.State{Version: specs.Version, ID: id, Status: StatusCreating, Pid: pid, Bundle: bundle, Annotations: s.Annotations}
+	for {
+		m, err := ch.conn.Recv()
+		if err != nil {
+			return nil, initError(ch, err)
+		}
+		if m.Type == sync.TypeReady {
+			for _, w := range m.Warnings {
+				slog.Warn(w, "id", id)
+			}
+			break
+		}
+		if m.Type != sync.TypeHooks {
+			return nil, fmt.Errorf("init: unexpected %q message", m.Type)
+		}
+		// runtime.md: prestart (deprecated) then createRuntime, in the
+		// runtime namespace; a failure stops the container.
+		if err := hooks.Run(ctx, "prestart", s.Hooks.Prestart, st); err != nil { //nolint:staticcheck
+			return nil, err
+		}
+		if err := hooks.Run(ctx, "createRuntime", s.Hooks.CreateRuntime, st); err != nil {
+			return nil, err
+		}
+		if err := ch.conn.SendType(sync.TypeAck); err != nil {
+			return nil, initError(ch, err)
+		}
+	}
+
+	start, _, err := processStartTime(pid)
+	if err != nil {
+		return nil, initError(ch, fmt.Errorf("read init start time: %w", err))
+	}
+	c := &Container{rt: r, dir: dir, rec: record{
+		OCIVersion: specs.Version, ID: id, Pid: pid, PidStart: start,
+		Bundle: bundle, Rootfs: rootfs, Created: time.Now().UTC(),
+		Owner: owner(), Annotations: s.Annotations, Cgroup: cg.State(),
+		SharedPidNS: !hasNamespace(s, specs.PIDNamespace),
+	}}
+	if s.Hooks != nil && (len(s.Hooks.Poststart) > 0 || len(s.Hooks.Poststop) > 0) {
+		c.rec.Hooks = &specs.Hooks{Poststart: s.Hooks.Poststart, Poststop: s.Hooks.Poststop}
+	}
+	if err := writeSpec(dir, s); err != nil {
+		return nil, err
+	}
+	if err := c.save(); err != nil {
+		return nil, err
+	}
+	if o.PidFile != "" {
+		if err := writePidFile(o.PidFile, pid); err != nil {
+			return nil, err
+		}
+	}
+	out := &Created{Container: c, Process: ch.proc}
+	if con != nil {
+		if out.Console, err = con.receive(); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// initError turns a failure talking to init into the most useful error: the
+// error init reported, or how it died.
+func initError(ch *child, err error) error {
+	if errors.Is(err, sync.ErrClosed) {
+		ch.conn.Close()
+		if st, werr := ch.proc.Wait(); werr == nil {
+			if ws, ok := st.Sys().(syscall.WaitStatus); ok && ws.Signaled() && ws.Signal() == syscall.SIGKILL {
+				return fmt.Errorf("container init was killed (SIGKILL; out of memory?) before it was ready")
+			}
+			return fmt.Errorf("container init exited before it was ready: %s", st)
+		}
+		return fmt.Errorf("container init exited before it was ready")
+	}
+	return err
+}
+
+func idMaps(m []specs.LinuxIDMapping) []syscall.SysProcIDMap {
+	out := make([]syscall.SysProcIDMap, len(m))
+	for i, e := range m {
+		out[i] = syscall.SysProcIDMap{ContainerID: int(e.ContainerID), HostID: int(e.HostID), Size: int(e.Size)}
+	}
+	return out
+}
+
+func hasNamespace(s *specs.Spec, t specs.LinuxNamespaceType) bool {
+	for _, ns := range s.Linux.Namespaces {
+		if ns.Type == t {
+			return true
+		}
+	}
+	return false
+}
+
+// makeFifo creates exec.fifo and opens it read-write: init blocks reading
+// it, and `start` opening it for writing fails with ENXIO once init is gone.
+func makeFifo(path string) (*os.File, error) {
+	if err := unix.Mkfifo(path, 0o600); err != nil {
+		return nil, fmt.Errorf("create exec fifo: %w", err)
+	}
+	f, err := os.OpenFile(path, os.O_RDWR|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("open exec fifo: %w", err)
+	}
+	return f, nil
+}
+
+
+func writeSpec(dir string, s *specs.Spec) error {
+	b, err := json.Marshal(s)
+	if err != nil {
+		return fmt.Errorf("encode spec: %w", err)
+	}
+	return writeFileAtomic(filepath.Join(dir, "config.json"), b, 0o600)
+}
+
+func writePidFile(path string, pid int) error {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return fmt.Errorf("pid file %s: %w", path, err)
+	}
+	return writeFileAtomic(abs, []byte(strconv.Itoa(pid)), 0o644)
+}
+
+func owner() string {
+	uid := os.Getuid()
+	if u, err := user.LookupId(strconv.Itoa(uid)); err == nil {
+		return u.Username
+	}
+	return "#" + strconv.Itoa(uid)
+}

@@ -1,0 +1,301 @@
+package runtime
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/hako-runtime/hako/internal/hooks"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+)
+
+// Start runs the user process of a created container (runtime.md "start"),
+// then the poststart hooks.
+func (c *Container) Start(ctx context.Context) error {
+	unlock, err := c.lock()
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	if st := c.Status(); st != StatusCreated {
+		return fmt.Errorf("cannot start container %s in state %s: %w", c.rec.ID, st, ErrBadState)
+	}
+	fifo := filepath.Join(c.dir, "exec.fifo")
+	fd, err := unix.Open(fifo, unix.O_WRONLY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+	if err != nil {
+		if errors.Is(err, unix.ENXIO) {
+			return fmt.Errorf("container %s: init is gone: %w", c.rec.ID, ErrNotRunning)
+		}
+		return fmt.Errorf("open exec fifo: %w", err)
+	}
+	_, err = unix.Write(fd, []byte{0})
+	unix.Close(fd)
+	if err != nil {
+		return fmt.Errorf("signal start: %w", err)
+	}
+	if err := os.Remove(fifo); err != nil {
+		return fmt.Errorf("remove exec fifo: %w", err)
+	}
+	c.runPoststart(ctx)
+	return nil
+}
+
+// runPoststart runs poststart hooks; per runtime.md a failure is logged and
+// the lifecycle continues.
+func (c *Container) runPoststart(ctx context.Context) {
+	if c.rec.Hooks == nil || len(c.rec.Hooks.Poststart) == 0 {
+		return
+	}
+	st := c.State()
+	if err := hooks.Run(ctx, "poststart", c.rec.Hooks.Poststart, &st); err != nil {
+		slog.Warn("poststart hook failed", "id", c.rec.ID, "err", err)
+	}
+}
+
+// Kill sends sig to the container's init, or with all to every process in
+// its cgroup (runtime.md "kill").
+func (c *Container) Kill(sig syscall.Signal, all bool) error {
+	st := c.Status()
+	if st == StatusStopped {
+		return fmt.Errorf("container %s: %w", c.rec.ID, ErrNotRunning)
+	}
+	if all {
+		return c.signalAll(sig)
+	}
+	if err := unix.Kill(c.rec.Pid, sig); err != nil {
+		return fmt.Errorf("kill %d: %w", c.rec.Pid, err)
+	}
+	return nil
+}
+
+func (c *Container) signalAll(sig syscall.Signal) error {
+	cg, err := c.cgroup()
+	if err != nil {
+		return err
+	}
+	// Freeze first so nothing forks past the list (as runc does), unless
+	// it is already frozen.
+	frozen := false
+	if s, err := cg.FreezerState(); err == nil && s != "FROZEN" {
+		if cg.Freeze() == nil {
+			frozen = true
+		}
+	}
+	pids, err := cg.Pids()
+	if err == nil {
+		for _, p := range pids {
+			if kerr := unix.Kill(p, sig); kerr != nil && kerr != unix.ESRCH {
+				err = fmt.Errorf("kill %d: %w", p, kerr)
+			}
+		}
+	}
+	if frozen {
+		cg.Thaw()
+	}
+	return err
+}
+
+// Delete removes a stopped (or, with force, any) container: runtime.md
+// "delete", then poststop hooks.
+func (c *Container) Delete(ctx context.Context, force bool) error {
+	unlock, err := c.lock()
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	switch st := c.Status(); st {
+	case StatusStopped:
+	case StatusCreated:
+		// Never started: deleting it is allowed without force (runc).
+		if err := c.killAndWait(); err != nil {
+			return err
+		}
+	default:
+		if !force {
+			return fmt.Errorf("cannot delete container %s that is %s (use --force): %w", c.rec.ID, st, ErrBadState)
+		}
+		if err := c.killAndWait(); err != nil {
+			return err
+		}
+	}
+	return c.destroy(ctx)
+}
+
+// destroy removes the cgroup and state after the container stopped, and runs
+// poststop hooks (failures are warnings, runtime.md).
+func (c *Container) destroy(ctx context.Context) error {
+	cg, err := c.cgroup()
+	if err == nil {
+		if c.rec.SharedPidNS {
+			// No pid namespace to take the rest down with init.
+			c.signalAll(unix.SIGKILL)
+		}
+		if derr := destroyCgroup(cg); derr != nil {
+			return fmt.Errorf("remove cgroup: %w", derr)
+		}
+	}
+	if c.rec.Hooks != nil && len(c.rec.Hooks.Poststop) > 0 {
+		st := c.State()
+		st.Status = StatusStopped
+		if err := hooks.Run(ctx, "poststop", c.rec.Hooks.Poststop, &st); err != nil {
+			slog.Warn("poststop hook failed", "id", c.rec.ID, "err", err)
+		}
+	}
+	if err := os.RemoveAll(c.dir); err != nil {
+		return fmt.Errorf("remove state: %w", err)
+	}
+	return nil
+}
+
+type destroyer interface{ Destroy() error }
+
+// destroyCgroup retries briefly: processes of a killed container can take a
+// moment to leave the cgroup.
+func destroyCgroup(cg destroyer) error {
+	var err error
+	for i := 0; i < 50; i++ {
+		if err = cg.Destroy(); err == nil {
+			return nil
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return err
+}
+
+// killAndWait SIGKILLs the container and waits until init is gone.
+func (c *Container) killAndWait() error {
+	if cg, err := c.cgroup(); err == nil {
+		if s, err := cg.FreezerState(); err == nil && s == "FROZEN" {
+			// A frozen process cannot die; kill first, then thaw.
+			unix.Kill(c.rec.Pid, unix.SIGKILL)
+			cg.Thaw()
+		}
+	}
+	if c.rec.SharedPidNS {
+		c.signalAll(unix.SIGKILL)
+	}
+	if err := unix.Kill(c.rec.Pid, unix.SIGKILL); err != nil && err != unix.ESRCH {
+		return fmt.Errorf("kill %d: %w", c.rec.Pid, err)
+	}
+	return waitGone(c.rec.Pid, c.rec.PidStart, 10*time.Second)
+}
+
+// waitGone waits for a process that is not our child to exit, with a pidfd
+// when possible.
+func waitGone(pid int, start uint64, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	if fd, err := unix.PidfdOpen(pid, 0); err == nil {
+		defer unix.Close(fd)
+		if !processAlive(pid, start) { // pid reused between state and open
+			return nil
+		}
+		fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+		for time.Now().Before(deadline) {
+			n, err := unix.Poll(fds, int(time.Until(deadline)/time.Millisecond)+1)
+			if err == unix.EINTR {
+				continue
+			}
+			if err != nil || n > 0 {
+				break
+			}
+		}
+	}
+	for time.Now().Before(deadline) {
+		if !processAlive(pid, start) {
+			return nil
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if !processAlive(pid, start) {
+		return nil
+	}
+	return fmt.Errorf("process %d did not exit within %s", pid, timeout)
+}
+
+// Pause freezes every process of the container.
+func (c *Container) Pause() error {
+	unlock, err := c.lock()
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	if st := c.Status(); st != StatusRunning && st != StatusCreated {
+		return fmt.Errorf("cannot pause container %s in state %s: %w", c.rec.ID, st, ErrBadState)
+	}
+	cg, err := c.cgroup()
+	if err != nil {
+		return err
+	}
+	return cg.Freeze()
+}
+
+// Resume thaws a paused container.
+func (c *Container) Resume() error {
+	unlock, err := c.lock()
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	if st := c.Status(); st != StatusPaused {
+		return fmt.Errorf("cannot resume container %s in state %s: %w", c.rec.ID, st, ErrBadState)
+	}
+	cg, err := c.cgroup()
+	if err != nil {
+		return err
+	}
+	return cg.Thaw()
+}
+
+// Pids lists the processes of the container (from its cgroup).
+func (c *Container) Pids() ([]int, error) {
+	cg, err := c.cgroup()
+	if err != nil {
+		return nil, err
+	}
+	return cg.Pids()
+}
+
+// Update changes the resources of a live container.
+func (c *Container) Update(r *specs.LinuxResources) error {
+	unlock, err := c.lock()
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	if c.Status() == StatusStopped {
+		return fmt.Errorf("container %s: %w", c.rec.ID, ErrNotRunning)
+	}
+	cg, err := c.cgroup()
+	if err != nil {
+		return err
+	}
+	return cg.Update(r)
+}
+
+// Run creates a container whose process starts at once (no exec.fifo round
+// trip) and runs the poststart hooks: `run`, and `run --detach`.
+func (r *Runtime) Run(ctx context.Context, id string, o CreateOpts) (*Created, error) {
+	o.StartNow = true
+	c, err := r.Create(ctx, id, o)
+	if err != nil {
+		return nil, err
+	}
+	c.runPoststart(ctx)
+	return c, nil
+}
+
+// Remove deletes a container whose process is known to have exited (run).
+func (c *Container) Remove(ctx context.Context) error {
+	unlock, err := c.lock()
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	return c.destroy(ctx)
+}

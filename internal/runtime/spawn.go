@@ -1,0 +1,121 @@
+package runtime
+
+import (
+	"fmt"
+	"os"
+	"runtime"
+	"strconv"
+	"syscall"
+
+	"github.com/hako-runtime/hako/internal/linux/sync"
+	"github.com/hako-runtime/hako/internal/nsenter"
+	"golang.org/x/sys/unix"
+)
+
+// Stdio is what the container's process gets as fds 0, 1 and 2.
+type Stdio struct {
+	In, Out, Err *os.File
+}
+
+// DefaultStdio is the calling process's own stdio.
+func DefaultStdio() Stdio { return Stdio{os.Stdin, os.Stdout, os.Stderr} }
+
+// spawnOpts describes one "hako init" child.
+type spawnOpts struct {
+	stdio       Stdio
+	preserveFDs int        // the caller's fds 3..3+n-1 go to the child as the same numbers
+	extra       []*os.File // placed after the sync socket
+	join        []nsFile   // namespaces the constructor joins, placed after extra
+	unshare     int
+	pidNS       *os.File
+	sys         *syscall.SysProcAttr
+}
+
+// child is a started init process and our end of its sync socket.
+type child struct {
+	proc *os.Process
+	conn *sync.Conn
+	// fd numbers of the extra files inside the child
+	extraFD []int
+}
+
+// spawn starts /proc/self/exe init with the layout:
+//
+//	0-2 stdio | 3..3+P-1 preserved | sync | extra... | namespace fds...
+func spawn(o spawnOpts) (*child, error) {
+	pair, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("socketpair: %w", err)
+	}
+	ours := os.NewFile(uintptr(pair[0]), "sync-parent")
+	theirs := os.NewFile(uintptr(pair[1]), "sync-child")
+	defer theirs.Close()
+
+	files := []*os.File{o.stdio.In, o.stdio.Out, o.stdio.Err}
+	for i := 0; i < o.preserveFDs; i++ {
+		files = append(files, os.NewFile(uintptr(3+i), "preserved-"+strconv.Itoa(3+i)))
+	}
+	syncFD := len(files)
+	files = append(files, theirs)
+	c := &child{conn: sync.NewConn(ours)}
+	for _, f := range o.extra {
+		c.extraFD = append(c.extraFD, len(files))
+		files = append(files, f)
+	}
+	nsFirst := len(files)
+	for _, j := range o.join {
+		files = append(files, j.f)
+	}
+	env := []string{nsenter.EnvSyncFD + "=" + strconv.Itoa(syncFD)}
+	if len(o.join) > 0 {
+		env = append(env, nsenter.EnvSetns+"="+setnsEnv(o.join, nsFirst))
+	}
+	if o.unshare != 0 {
+		env = append(env, nsenter.EnvUnshare+"="+strconv.Itoa(o.unshare))
+	}
+	attr := &os.ProcAttr{Env: env, Files: files, Sys: o.sys}
+	start := func() (*os.Process, error) {
+		return os.StartProcess("/proc/self/exe", []string{"hako", "init"}, attr)
+	}
+	var p *os.Process
+	if o.pidNS != nil {
+		p, err = startInPidNS(o.pidNS, start)
+	} else {
+		p, err = start()
+	}
+	if err != nil {
+		ours.Close()
+		return nil, fmt.Errorf("start init: %w", err)
+	}
+	c.proc = p
+	return c, nil
+}
+
+// startInPidNS runs start on a thread that has joined the pid namespace for
+// its children (setns(2) CLONE_NEWPID changes pid_for_children of the calling
+// thread only). The thread is never unlocked, so Go discards it afterwards.
+func startInPidNS(ns *os.File, start func() (*os.Process, error)) (*os.Process, error) {
+	type result struct {
+		p   *os.Process
+		err error
+	}
+	ch := make(chan result, 1)
+	go func() {
+		runtime.LockOSThread()
+		if err := unix.Setns(int(ns.Fd()), unix.CLONE_NEWPID); err != nil {
+			ch <- result{nil, fmt.Errorf("join pid namespace: %w", err)}
+			return
+		}
+		p, err := start()
+		ch <- result{p, err}
+	}()
+	r := <-ch
+	return r.p, r.err
+}
+
+// kill stops a child that failed and reaps it.
+func (c *child) kill() {
+	c.conn.Close()
+	c.proc.Kill()
+	c.proc.Wait()
+}
