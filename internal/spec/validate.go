@@ -167,6 +167,9 @@ func checkProcess(s *specs.Spec) error {
 			return invalid("process.scheduler.policy", "unknown policy %q", sc.Policy)
 		}
 	}
+	if u := p.User.Umask; u != nil && *u > 0o777 {
+		return invalid("process.user.umask", "%#o is not a file mode mask (at most 0777)", *u)
+	}
 	if p.ConsoleSize != nil && !p.Terminal {
 		return invalid("process.consoleSize", "is set but process.terminal is false")
 	}
@@ -242,6 +245,16 @@ func checkLinux(s *specs.Spec) error {
 	}
 	if err := checkIDMappings(l, ns); err != nil {
 		return err
+	}
+	// The cgroups path is joined under the cgroup mount: ".." would climb
+	// out of the hierarchy hako manages.
+	if strings.ContainsRune(l.CgroupsPath, 0) {
+		return invalid("linux.cgroupsPath", "contains a NUL byte")
+	}
+	for _, elem := range strings.Split(l.CgroupsPath, "/") {
+		if elem == ".." {
+			return invalid("linux.cgroupsPath", "%q contains a \"..\" element", l.CgroupsPath)
+		}
 	}
 	// Setting a hostname without a UTS namespace of the container's own
 	// would rename the host; runc refuses it too.
@@ -350,15 +363,24 @@ func checkNamespaces(l *specs.Linux) (map[specs.LinuxNamespaceType]specs.LinuxNa
 }
 
 // checkIDMappings: mappings only make sense for a user namespace the
-// runtime creates (config-linux.md#user-namespace-mappings).
+// runtime creates (config-linux.md#user-namespace-mappings), and a new user
+// namespace without them would leave every id unmapped (runc refuses it too).
 func checkIDMappings(l *specs.Linux, ns map[specs.LinuxNamespaceType]specs.LinuxNamespace) error {
+	user, hasUser := ns[specs.UserNamespace]
 	if len(l.UIDMappings) > 0 || len(l.GIDMappings) > 0 {
-		user, ok := ns[specs.UserNamespace]
 		switch {
-		case !ok:
+		case !hasUser:
 			return invalid("linux.uidMappings", "id mappings need a user namespace in linux.namespaces")
 		case user.Path != "":
 			return invalid("linux.uidMappings", "id mappings cannot be applied to the existing user namespace %s", user.Path)
+		}
+	}
+	if hasUser && user.Path == "" {
+		if len(l.UIDMappings) == 0 {
+			return invalid("linux.uidMappings", "a new user namespace needs uid mappings")
+		}
+		if len(l.GIDMappings) == 0 {
+			return invalid("linux.gidMappings", "a new user namespace needs gid mappings")
 		}
 	}
 	if err := checkMappings("linux.uidMappings", l.UIDMappings); err != nil {

@@ -94,6 +94,21 @@ func TestValidate(t *testing.T) {
 			ToRootless(s, 1000, 1000)
 			s.Linux.Namespaces[len(s.Linux.Namespaces)-1].Path = "/proc/1/ns/user"
 		}, "linux.uidMappings: id mappings cannot be applied to the existing user namespace /proc/1/ns/user"},
+		{"userns without mappings", func(s *specs.Spec) {
+			s.Linux.Namespaces = append(s.Linux.Namespaces, specs.LinuxNamespace{Type: "user"})
+		}, "linux.uidMappings: a new user namespace needs uid mappings"},
+		{"userns without gid mappings", func(s *specs.Spec) {
+			ToRootless(s, 1000, 1000)
+			s.Linux.GIDMappings = nil
+		}, "linux.gidMappings: a new user namespace needs gid mappings"},
+		{"joined userns without mappings ok", func(s *specs.Spec) {
+			s.Linux.Namespaces = append(s.Linux.Namespaces, specs.LinuxNamespace{Type: "user", Path: "/proc/1/ns/user"})
+		}, ""},
+		{"cgroupsPath dotdot", func(s *specs.Spec) { s.Linux.CgroupsPath = "/hako/../../x" },
+			`linux.cgroupsPath: "/hako/../../x" contains a ".." element`},
+		{"cgroupsPath ok", func(s *specs.Spec) { s.Linux.CgroupsPath = "/hako/c1" }, ""},
+		{"umask", func(s *specs.Spec) { u := uint32(0o1000); s.Process.User.Umask = &u },
+			"process.user.umask: 01000 is not a file mode mask"},
 		{"mapping zero size", func(s *specs.Spec) {
 			ToRootless(s, 1000, 1000)
 			s.Linux.GIDMappings[0].Size = 0
