@@ -97,6 +97,9 @@ func (r *root) readonlyPath(p string) error {
 func (r *root) openDevNull() (int, error) {
 	fd, err := openat2(r.fd(), "/dev/null", unix.O_PATH|unix.O_CLOEXEC,
 		unix.RESOLVE_IN_ROOT|unix.RESOLVE_NO_SYMLINKS|unix.RESOLVE_NO_MAGICLINKS)
+	if errors.Is(err, unix.ELOOP) || errors.Is(err, unix.EXDEV) {
+		return -1, fmt.Errorf("%w: /dev/null is a symlink (%v)", ErrUnsafe, err)
+	}
 	if err != nil {
 		return -1, fmt.Errorf("open /dev/null: %w", err)
 	}

@@ -209,7 +209,7 @@ func isMountPoint(p string) bool {
 // childConsole makes a pty the way init will (from the container's devpts
 // through /dev/ptmx) and binds its slave onto /dev/console.
 func childConsole() error {
-	master, err := unix.Open("/dev/ptmx", unix.O_RDWR|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
+	master, err := unix.Open("/dev/pts/ptmx", unix.O_RDWR|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return fmt.Errorf("open ptmx: %w", err)
 	}
