@@ -17,6 +17,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -118,10 +119,13 @@ func runOne(ctx context.Context, h specs.Hook, state []byte) error {
 		if *h.Timeout <= 0 {
 			return fmt.Errorf("timeout %d is not greater than zero", *h.Timeout)
 		}
-		timeout = time.Duration(*h.Timeout) * time.Second
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeoutCause(ctx, timeout, errTimeout)
-		defer cancel()
+		// Beyond ~292 years a Duration overflows: treat that as no limit.
+		if int64(*h.Timeout) <= math.MaxInt64/int64(time.Second) {
+			timeout = time.Duration(*h.Timeout) * time.Second
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithTimeoutCause(ctx, timeout, errTimeout)
+			defer cancel()
+		}
 	}
 
 	// args[0] is argv[0] (the spec follows execv semantics); with no args
@@ -162,7 +166,7 @@ func runOne(ctx context.Context, h specs.Hook, state []byte) error {
 		}
 		return fmt.Errorf("%w%s", ctxErr, stderr.summary())
 	}
-	return fmt.Errorf("%v%s", err, stderr.summary())
+	return fmt.Errorf("%w%s", err, stderr.summary())
 }
 
 // headBuffer keeps the first limit bytes written to it and drops the rest,

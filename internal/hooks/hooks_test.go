@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -136,6 +137,10 @@ func TestRunFailureStops(t *testing.T) {
 			t.Fatalf("%s: failing hook gave no error", kind)
 		}
 		msg := err.Error()
+		var exitErr *exec.ExitError
+		if !errors.As(err, &exitErr) || exitErr.ExitCode() != 3 {
+			t.Errorf("%s: error %v does not wrap the exit status", kind, err)
+		}
 		for _, want := range []string{kind + " hook #1", bad, "exit status 3", "first problem | second"} {
 			if !strings.Contains(msg, want) {
 				t.Errorf("%s: error %q does not mention %q", kind, msg, want)
@@ -255,6 +260,14 @@ func TestRunRefusesBadHooks(t *testing.T) {
 				t.Errorf("error = %v, want one mentioning %q", err, tc.want)
 			}
 		})
+	}
+}
+
+func TestRunHugeTimeout(t *testing.T) {
+	dir := t.TempDir()
+	h := script(t, dir, "ok", "exit 0")
+	if err := Run(context.Background(), CreateRuntime, []specs.Hook{{Path: h, Timeout: intp(1 << 62)}}, testState()); err != nil {
+		t.Errorf("a huge timeout should mean no limit: %v", err)
 	}
 }
 
