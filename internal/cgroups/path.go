@@ -74,18 +74,12 @@ func v1Mount(root string, controllers []string) string {
 // own (the caller's cgroup there). ".." may move within the hierarchy but
 // never above its root: that would write outside the cgroup filesystem.
 func resolve(cgroupsPath, own string) (string, error) {
-	var parts []string
+	full := cgroupsPath
 	if !strings.HasPrefix(cgroupsPath, "/") {
-		if own == "" {
-			own = "/"
-		}
-		for _, c := range strings.Split(own, "/") {
-			if c != "" {
-				parts = append(parts, c)
-			}
-		}
+		full = own + "/" + cgroupsPath
 	}
-	for _, c := range strings.Split(cgroupsPath, "/") {
+	var parts []string
+	for _, c := range strings.Split(full, "/") {
 		switch c {
 		case "", ".":
 		case "..":

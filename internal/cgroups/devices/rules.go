@@ -150,3 +150,30 @@ func V1Writes(rules []Rule) []V1Write {
 	}
 	return w
 }
+
+// RuntimeDefaults are the rules runc appends after a config's own
+// (libcontainer's AllowedDevices): mknod of any node (opening still needs a
+// rule), the devices config-linux.md "Default Devices" makes every container
+// have (null, zero, full, random, urandom, tty, console, ptmx and the pts
+// slaves), and /dev/net/tun. A runtime that wants runc's behaviour for
+// configs whose device list is just "deny all" appends these to
+// linux.resources.devices before calling Create.
+func RuntimeDefaults() []specs.LinuxDeviceCgroup {
+	dev := func(typ string, major, minor int64, access string) specs.LinuxDeviceCgroup {
+		return specs.LinuxDeviceCgroup{Allow: true, Type: typ, Major: &major, Minor: &minor, Access: access}
+	}
+	return []specs.LinuxDeviceCgroup{
+		dev("c", -1, -1, "m"),
+		dev("b", -1, -1, "m"),
+		dev("c", 1, 3, "rwm"),    // /dev/null
+		dev("c", 1, 5, "rwm"),    // /dev/zero
+		dev("c", 1, 7, "rwm"),    // /dev/full
+		dev("c", 1, 8, "rwm"),    // /dev/random
+		dev("c", 1, 9, "rwm"),    // /dev/urandom
+		dev("c", 5, 0, "rwm"),    // /dev/tty
+		dev("c", 5, 1, "rwm"),    // /dev/console
+		dev("c", 5, 2, "rwm"),    // /dev/ptmx
+		dev("c", 136, -1, "rwm"), // /dev/pts/*
+		dev("c", 10, 200, "rwm"), // /dev/net/tun
+	}
+}
