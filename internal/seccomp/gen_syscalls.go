@@ -43,6 +43,15 @@ func main() {
 			if nr > 0x7fffffff {
 				log.Fatalf("%s: %s=%d does not fit int32", t.info.Name, name, nr)
 			}
+			if prev := nums[name][i]; prev >= 0 {
+				// The x32 table (taken from syscall_64.tbl) also lists the
+				// "64"-only numbers below 512; the x32 entry is the one at
+				// 512 and above, as in libseccomp.
+				if t.info != arch.X32 {
+					log.Fatalf("%s: %s has numbers %d and %d", t.info.Name, name, prev, nr)
+				}
+				nr = max(prev, nr)
+			}
 			nums[name][i] = nr
 		}
 	}
