@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"math"
 	"path"
-	"strconv"
 	"strings"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -106,45 +105,19 @@ func checkProcess(s *specs.Spec) error {
 		name, _, ok := strings.Cut(e, "=")
 		switch {
 		case !ok:
-			return invalid(fmt.Sprintf("process.env[%d]", i), "%q is not of the form NAME=value", e)
+			// Values are not echoed: environments carry secrets.
+			return invalid(fmt.Sprintf("process.env[%d]", i), "is not of the form NAME=value")
 		case name == "":
-			return invalid(fmt.Sprintf("process.env[%d]", i), "%q has an empty name", e)
+			return invalid(fmt.Sprintf("process.env[%d]", i), "has an empty name")
 		case strings.ContainsRune(e, 0):
 			return invalid(fmt.Sprintf("process.env[%d]", i), "contains a NUL byte")
 		}
 	}
-	if c := p.Capabilities; c != nil {
-		for _, set := range []struct {
-			name  string
-			names []string
-		}{
-			{"bounding", c.Bounding},
-			{"effective", c.Effective},
-			{"inheritable", c.Inheritable},
-			{"permitted", c.Permitted},
-			{"ambient", c.Ambient},
-		} {
-			for i, n := range set.names {
-				if _, ok := CapabilityNumber(n); !ok {
-					return invalid(fmt.Sprintf("process.capabilities.%s[%d]", set.name, i), "unknown capability %q", n)
-				}
-			}
-		}
+	if err := checkCapabilities(p.Capabilities); err != nil {
+		return err
 	}
-	seen := map[string]bool{}
-	for i, r := range p.Rlimits {
-		f := fmt.Sprintf("process.rlimits[%d]", i)
-		if !rlimitTypes[r.Type] {
-			return invalid(f+".type", "unknown rlimit %q", r.Type)
-		}
-		// config.md#posix-process: duplicate types MUST be an error.
-		if seen[r.Type] {
-			return invalid(f+".type", "%s given more than once", r.Type)
-		}
-		seen[r.Type] = true
-		if r.Soft > r.Hard {
-			return invalid(f, "%s soft limit %d exceeds hard limit %d", r.Type, r.Soft, r.Hard)
-		}
+	if err := checkRlimits(p.Rlimits); err != nil {
+		return err
 	}
 	if p.OOMScoreAdj != nil && (*p.OOMScoreAdj < -1000 || *p.OOMScoreAdj > 1000) {
 		return invalid("process.oomScoreAdj", "%d is outside [-1000, 1000]", *p.OOMScoreAdj)
@@ -172,6 +145,52 @@ func checkProcess(s *specs.Spec) error {
 	}
 	if p.ConsoleSize != nil && !p.Terminal {
 		return invalid("process.consoleSize", "is set but process.terminal is false")
+	}
+	return nil
+}
+
+// checkCapabilities: names must be known; "Any value which cannot be mapped
+// to a relevant kernel interface MUST cause an error" (config.md#linux-process).
+func checkCapabilities(c *specs.LinuxCapabilities) error {
+	if c == nil {
+		return nil
+	}
+	for _, set := range []struct {
+		name  string
+		names []string
+	}{
+		{"bounding", c.Bounding},
+		{"effective", c.Effective},
+		{"inheritable", c.Inheritable},
+		{"permitted", c.Permitted},
+		{"ambient", c.Ambient},
+	} {
+		for i, n := range set.names {
+			if _, ok := CapabilityNumber(n); !ok {
+				return invalid(fmt.Sprintf("process.capabilities.%s[%d]", set.name, i), "unknown capability %q", n)
+			}
+		}
+	}
+	return nil
+}
+
+// checkRlimits: types from getrlimit(2), each at most once ("If rlimits
+// contains duplicated entries with same type, the runtime MUST generate an
+// error", config.md#posix-process), soft not above hard.
+func checkRlimits(rls []specs.POSIXRlimit) error {
+	seen := map[string]bool{}
+	for i, r := range rls {
+		f := fmt.Sprintf("process.rlimits[%d]", i)
+		if !rlimitTypes[r.Type] {
+			return invalid(f+".type", "unknown rlimit %q", r.Type)
+		}
+		if seen[r.Type] {
+			return invalid(f+".type", "%s given more than once", r.Type)
+		}
+		seen[r.Type] = true
+		if r.Soft > r.Hard {
+			return invalid(f, "%s soft limit %d exceeds hard limit %d", r.Type, r.Soft, r.Hard)
+		}
 	}
 	return nil
 }
@@ -226,7 +245,7 @@ func checkHooks(s *specs.Spec) error {
 			}
 			for j, e := range h.Env {
 				if !strings.Contains(e, "=") {
-					return invalid(fmt.Sprintf("%s.env[%d]", f, j), "%q is not of the form NAME=value", e)
+					return invalid(fmt.Sprintf("%s.env[%d]", f, j), "is not of the form NAME=value")
 				}
 			}
 		}
@@ -404,75 +423,6 @@ func checkMappings(field string, ms []specs.LinuxIDMapping) error {
 		}
 	}
 	return nil
-}
-
-// checkSysctls refuses keys that are not well formed or that would change
-// the host: only namespaced sysctls may be set, and only when the container
-// has the namespace they belong to (config-linux.md#sysctl; runc does the
-// same, and applying pod sysctls to the host has been a real CVE).
-func checkSysctls(l *specs.Linux, ns map[specs.LinuxNamespaceType]specs.LinuxNamespace) error {
-	for key := range l.Sysctl {
-		f := "linux.sysctl[" + strconv.Quote(key) + "]"
-		if err := checkSysctlKey(key); err != nil {
-			return invalid(f, "%v", err)
-		}
-		// "net/ipv4/ip_forward" and "net.ipv4.ip_forward" name the same file.
-		dotted := strings.ReplaceAll(key, "/", ".")
-		need := sysctlNamespace(dotted)
-		if need == "" {
-			return invalid(f, "%q is not a namespaced sysctl and would change the host", key)
-		}
-		if _, ok := ns[need]; !ok {
-			return invalid(f, "%q needs a %s namespace in linux.namespaces", key, need)
-		}
-	}
-	return nil
-}
-
-func checkSysctlKey(key string) error {
-	if key == "" {
-		return errors.New("is empty")
-	}
-	for _, r := range key {
-		switch {
-		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9',
-			r == '_', r == '-', r == '.', r == '/', r == '@', r == ':', r == '+':
-		default:
-			return fmt.Errorf("contains %q", r)
-		}
-	}
-	// Every element between separators must be non-empty: that rules out
-	// leading/trailing separators and "..", which could otherwise climb out
-	// of /proc/sys once dots are turned into slashes.
-	start := 0
-	for i := 0; i <= len(key); i++ {
-		if i == len(key) || key[i] == '.' || key[i] == '/' {
-			if i == start {
-				return errors.New("has an empty element")
-			}
-			start = i + 1
-		}
-	}
-	return nil
-}
-
-// sysctlNamespace returns the namespace a (dotted) sysctl belongs to, or ""
-// if it is global. The lists follow namespaces(7) and ipc_namespaces(7).
-func sysctlNamespace(key string) specs.LinuxNamespaceType {
-	switch key {
-	case "kernel.hostname", "kernel.domainname":
-		return specs.UTSNamespace
-	case "kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "kernel.sem",
-		"kernel.shmall", "kernel.shmmax", "kernel.shmmni", "kernel.shm_rmid_forced":
-		return specs.IPCNamespace
-	}
-	switch {
-	case strings.HasPrefix(key, "fs.mqueue."):
-		return specs.IPCNamespace
-	case strings.HasPrefix(key, "net."):
-		return specs.NetworkNamespace
-	}
-	return ""
 }
 
 // checkAbsPath requires an absolute path without ".." elements.

@@ -29,8 +29,8 @@ func TestValidate(t *testing.T) {
 		{"NUL in arg", func(s *specs.Spec) { s.Process.Args = []string{"sh", "a\x00b"} }, "process.args[1]: contains a NUL"},
 		{"relative cwd", func(s *specs.Spec) { s.Process.Cwd = "tmp" }, `process.cwd: must be an absolute path, got "tmp"`},
 		{"empty cwd", func(s *specs.Spec) { s.Process.Cwd = "" }, "process.cwd: must be an absolute path"},
-		{"env without =", func(s *specs.Spec) { s.Process.Env = append(s.Process.Env, "FOO") }, `process.env[2]: "FOO" is not of the form`},
-		{"env empty name", func(s *specs.Spec) { s.Process.Env = []string{"=x"} }, `process.env[0]: "=x" has an empty name`},
+		{"env without =", func(s *specs.Spec) { s.Process.Env = append(s.Process.Env, "FOO") }, "process.env[2]: is not of the form NAME=value"},
+		{"env empty name", func(s *specs.Spec) { s.Process.Env = []string{"=x"} }, "process.env[0]: has an empty name"},
 		{"unknown cap", func(s *specs.Spec) { s.Process.Capabilities.Ambient = []string{"CAP_KILL", "CAP_FLY"} },
 			`process.capabilities.ambient[1]: unknown capability "CAP_FLY"`},
 		{"lowercase cap", func(s *specs.Spec) { s.Process.Capabilities.Bounding = []string{"chown"} },
@@ -74,7 +74,7 @@ func TestValidate(t *testing.T) {
 		}, "hooks.createRuntime[1].timeout: must be greater than zero, got 0"},
 		{"hook env", func(s *specs.Spec) {
 			s.Hooks = &specs.Hooks{Prestart: []specs.Hook{{Path: "/bin/true", Env: []string{"X"}}}}
-		}, `hooks.prestart[0].env[0]: "X" is not of the form`},
+		}, "hooks.prestart[0].env[0]: is not of the form NAME=value"},
 		{"unknown namespace", func(s *specs.Spec) {
 			s.Linux.Namespaces = append(s.Linux.Namespaces, specs.LinuxNamespace{Type: "net"})
 		}, `linux.namespaces[6].type: unknown namespace type "net"`},
