@@ -1,0 +1,269 @@
+package remote
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/hako-runtime/hako/internal/content"
+	"github.com/hako-runtime/hako/internal/image"
+)
+
+// ProgressState says where one blob of a pull is.
+type ProgressState int
+
+const (
+	ProgressWaiting     ProgressState = iota // queued, or waiting for another writer of the digest
+	ProgressDownloading                      // bytes arriving; Done counts them (including resumed ones)
+	ProgressExists                           // already in the store, nothing fetched
+	ProgressDone                             // fetched, verified, committed
+)
+
+// Progress reports one blob (the config or a layer) of a pull.
+type Progress struct {
+	Descriptor ocispec.Descriptor
+	State      ProgressState
+	Done       int64
+	Total      int64
+}
+
+// PullStore is what Pull needs of a content store.
+type PullStore interface {
+	content.Ingester
+	content.Provider
+}
+
+// PullOptions configures Pull.
+type PullOptions struct {
+	Store PullStore // required
+	// Platform selects from an index; nil means image.DefaultPlatform().
+	Platform *ocispec.Platform
+	// Concurrency bounds the layers fetched at once; 0 means 3 (docker's
+	// max-concurrent-downloads default).
+	Concurrency int
+	// Progress, if set, is called as blobs advance; calls are serialised,
+	// so it needs no locking of its own, and must not block for long.
+	Progress func(Progress)
+}
+
+// Pull fetches the image ref names into the store: manifests (the index, if
+// any, and the manifest for the platform), config and layers, every blob
+// verified. Layers are fetched in parallel and resume where an interrupted
+// earlier pull stopped. Manifests are stored last, so a manifest in the
+// store means every blob it names is there too.
+//
+// It returns the descriptor ref resolved to (an index for a multi-platform
+// image: the digest a user would pin); image.ResolveImage with an
+// image.StoreFetcher and the same platform gives the pulled image from it.
+func (c *Client) Pull(ctx context.Context, ref image.Reference, opts PullOptions) (ocispec.Descriptor, error) {
+	if opts.Store == nil {
+		return ocispec.Descriptor{}, fmt.Errorf("pull %s: no content store", ref)
+	}
+	platform := image.DefaultPlatform()
+	if opts.Platform != nil {
+		platform = *opts.Platform
+	}
+	repo, err := c.Repository(ref)
+	if err != nil {
+		return ocispec.Descriptor{}, fmt.Errorf("pull %s: %w", ref, err)
+	}
+	top, err := repo.Resolve(ctx)
+	if err != nil {
+		return ocispec.Descriptor{}, fmt.Errorf("pull %s: %w", ref, err)
+	}
+
+	// Walk from the resolved descriptor through any index to the manifest,
+	// keeping the verified documents to store at the end.
+	type doc struct {
+		desc ocispec.Descriptor
+		data []byte
+	}
+	var docs []doc
+	var manifest ocispec.Manifest
+	cur := top
+	for depth := 0; ; depth++ {
+		if depth > 4 {
+			return ocispec.Descriptor{}, fmt.Errorf("pull %s: %w: indexes nested too deep", ref, image.ErrInvalidManifest)
+		}
+		data, err := image.ReadAll(ctx, repo, cur, image.MaxManifestSize)
+		if err != nil {
+			return ocispec.Descriptor{}, fmt.Errorf("pull %s: %w", ref, err)
+		}
+		docs = append(docs, doc{cur, data})
+		if image.IsIndex(cur.MediaType) {
+			idx, err := image.ParseIndex(data, cur.MediaType)
+			if err != nil {
+				return ocispec.Descriptor{}, fmt.Errorf("pull %s: index %s: %w", ref, cur.Digest, err)
+			}
+			if cur, err = image.SelectManifest(platform, idx.Manifests); err != nil {
+				return ocispec.Descriptor{}, fmt.Errorf("pull %s: %w", ref, err)
+			}
+			continue
+		}
+		if manifest, err = image.ParseManifest(data, cur.MediaType); err != nil {
+			return ocispec.Descriptor{}, fmt.Errorf("pull %s: manifest %s: %w", ref, cur.Digest, err)
+		}
+		break
+	}
+
+	p := &progress{fn: opts.Progress}
+	// The config first: it is small, and it must agree with the manifest on
+	// the number of layers (image-spec config.md, rootfs.diff_ids).
+	if manifest.Config.Size > image.MaxConfigSize {
+		return ocispec.Descriptor{}, fmt.Errorf("pull %s: config %s: %w: %d bytes", ref, manifest.Config.Digest, image.ErrTooLarge, manifest.Config.Size)
+	}
+	if err := c.fetchBlob(ctx, repo, opts.Store, manifest.Config, p); err != nil {
+		return ocispec.Descriptor{}, fmt.Errorf("pull %s: config: %w", ref, err)
+	}
+	if err := checkConfig(ctx, opts.Store, manifest); err != nil {
+		return ocispec.Descriptor{}, fmt.Errorf("pull %s: %w", ref, err)
+	}
+	if err := c.fetchLayers(ctx, repo, opts.Store, manifest.Layers, opts.Concurrency, p); err != nil {
+		return ocispec.Descriptor{}, fmt.Errorf("pull %s: %w", ref, err)
+	}
+	for i := len(docs) - 1; i >= 0; i-- {
+		if err := content.WriteBlob(ctx, opts.Store, docs[i].desc, bytes.NewReader(docs[i].data)); err != nil {
+			return ocispec.Descriptor{}, fmt.Errorf("pull %s: store manifest %s: %w", ref, docs[i].desc.Digest, err)
+		}
+	}
+	return top, nil
+}
+
+func checkConfig(ctx context.Context, store content.Provider, m ocispec.Manifest) error {
+	b, err := content.ReadBlob(ctx, store, m.Config)
+	if err != nil {
+		return fmt.Errorf("read config: %w", err)
+	}
+	var cfg ocispec.Image
+	if err := json.Unmarshal(b, &cfg); err != nil {
+		return fmt.Errorf("config %s: %w: %v", m.Config.Digest, image.ErrInvalidManifest, err)
+	}
+	if n := len(cfg.RootFS.DiffIDs); n != len(m.Layers) {
+		return fmt.Errorf("config %s: %w: %d diff_ids for %d layers", m.Config.Digest, image.ErrInvalidManifest, n, len(m.Layers))
+	}
+	return nil
+}
+
+// fetchLayers fetches layers with at most n at once; the first failure
+// cancels the rest.
+func (c *Client) fetchLayers(ctx context.Context, repo *Repository, store content.Ingester, layers []ocispec.Descriptor, n int, p *progress) error {
+	if n <= 0 {
+		n = 3
+	}
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	sem := make(chan struct{}, n)
+	var wg sync.WaitGroup
+	var once sync.Once
+	var firstErr error
+	for i, l := range layers {
+		p.report(Progress{Descriptor: l, State: ProgressWaiting, Total: l.Size})
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			select {
+			case sem <- struct{}{}:
+				defer func() { <-sem }()
+			case <-ctx.Done():
+				return
+			}
+			if err := c.fetchBlob(ctx, repo, store, l, p); err != nil {
+				once.Do(func() {
+					firstErr = fmt.Errorf("layer %d: %w", i, err)
+					cancel(firstErr)
+				})
+			}
+		}()
+	}
+	wg.Wait()
+	if firstErr != nil {
+		return firstErr
+	}
+	return context.Cause(ctx)
+}
+
+// fetchBlob streams one blob into the store, resuming a partial ingest with
+// a Range request and retrying a stream that breaks off mid-way (the
+// registry's bytes so far are kept). Size and digest are verified by the
+// store's Writer; a mismatch discards the data.
+func (c *Client) fetchBlob(ctx context.Context, repo *Repository, store content.Ingester, desc ocispec.Descriptor, p *progress) error {
+	w, err := store.Writer(ctx, desc)
+	if errors.Is(err, content.ErrAlreadyExists) {
+		p.report(Progress{Descriptor: desc, State: ProgressExists, Done: desc.Size, Total: desc.Size})
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	defer w.Close()
+	for attempt := 0; ; attempt++ {
+		err := c.copyBlob(ctx, repo, w, desc, p)
+		if err == nil {
+			break
+		}
+		if ctx.Err() != nil || errors.Is(err, content.ErrSizeMismatch) || errors.Is(err, content.ErrDigestMismatch) || attempt >= c.retries {
+			return err
+		}
+		c.log.Debug("blob stream broke off, resuming", "digest", desc.Digest, "offset", w.Offset(), "error", err)
+		if err := c.sleep(ctx, attempt, 0); err != nil {
+			return err
+		}
+	}
+	if err := w.Commit(ctx); err != nil {
+		return err
+	}
+	p.report(Progress{Descriptor: desc, State: ProgressDone, Done: desc.Size, Total: desc.Size})
+	return nil
+}
+
+func (c *Client) copyBlob(ctx context.Context, repo *Repository, w content.Writer, desc ocispec.Descriptor, p *progress) error {
+	rc, start, err := repo.FetchBlob(ctx, desc, w.Offset())
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	if start != w.Offset() {
+		if err := w.Reset(); err != nil {
+			return err
+		}
+	}
+	buf := make([]byte, 128<<10)
+	for {
+		n, rerr := rc.Read(buf)
+		if n > 0 {
+			if _, err := w.Write(buf[:n]); err != nil {
+				return err
+			}
+			p.report(Progress{Descriptor: desc, State: ProgressDownloading, Done: w.Offset(), Total: desc.Size})
+		}
+		if rerr == io.EOF {
+			return nil
+		}
+		if rerr != nil {
+			return fmt.Errorf("read blob %s: %w", desc.Digest, rerr)
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+	}
+}
+
+type progress struct {
+	mu sync.Mutex
+	fn func(Progress)
+}
+
+func (p *progress) report(pr Progress) {
+	if p.fn == nil {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.fn(pr)
+}
