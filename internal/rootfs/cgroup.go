@@ -112,18 +112,25 @@ func (p *preparer) cgroupV1(dest string, o mountOpts, cgroupNS bool) error {
 			fstype, name = "cgroup", strings.TrimPrefix(l.controllers, "name=")
 			opts = strings.Split(l.controllers, ",")
 		}
+		// The host's mount of this hierarchy names the directory (it may
+		// hold several controllers) and, without a cgroup namespace, is
+		// where the container's cgroup is bound from. In a cgroup namespace
+		// mountinfo shows roots relative to the namespace, so any mount of
+		// the hierarchy will do.
 		var src string
 		for _, mi := range mounts {
 			if mi.FSType != fstype || (fstype == "cgroup" && !hasAll(mi.VFSOptions, opts)) {
 				continue
 			}
-			if rel, ok := relCgroup(mi.Root, l.path); ok {
-				src = path.Join(mi.Mountpoint, rel)
-				if fstype == "cgroup" {
-					name = path.Base(mi.Mountpoint)
-				}
-				break
+			rel, ok := relCgroup(mi.Root, l.path)
+			if !ok && !cgroupNS {
+				continue
 			}
+			src = path.Join(mi.Mountpoint, rel)
+			if fstype == "cgroup" {
+				name = path.Base(mi.Mountpoint)
+			}
+			break
 		}
 		if src == "" {
 			continue // hierarchy not mounted on the host: nothing to show

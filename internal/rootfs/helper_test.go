@@ -9,9 +9,11 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
@@ -28,11 +30,12 @@ const childEnv = "HAKO_ROOTFS_TEST_CHILD"
 
 func TestMain(m *testing.M) {
 	switch os.Getenv(childEnv) {
-	case "1":
-		childMain()
-		return
+	case "":
 	case "shared":
 		sharedHostMain()
+		return
+	default:
+		childMain()
 		return
 	}
 	os.Exit(m.Run())
@@ -50,6 +53,8 @@ type childRequest struct {
 	// systemd host (this test host's mounts are private). The child's mounts
 	// are then peers of the intermediate's; neither touches the host's.
 	SharedHost bool
+	UserNS     bool // also a user namespace mapping 0-65535 to the same host ids
+	CgroupNS   bool // also a cgroup namespace
 	// Host paths (before pivot) that must not have become mount points.
 	HostNotMounted []string
 	// After everything, inside the container:
@@ -79,6 +84,9 @@ type childResponse struct {
 	Creates    map[string]string
 	Stats      map[string]statResult
 	Dirs       map[string][]string
+	OpenFds    []string // fds > 2 opened during the set-up, with their targets
+	LeakedFds  []string // of those, the ones without FD_CLOEXEC
+	Micros     map[string]int64
 }
 
 func childMain() {
@@ -93,11 +101,20 @@ func childMain() {
 		resp.Stage, resp.Err = "decode", err.Error()
 		out()
 	}
+	resp.Micros = map[string]int64{}
+	inherited := map[string]bool{}
+	if ents, err := os.ReadDir("/proc/self/fd"); err == nil {
+		for _, e := range ents {
+			inherited[e.Name()] = true
+		}
+	}
 	step := func(name string, f func() error) {
+		start := time.Now()
 		if err := f(); err != nil {
 			resp.Stage, resp.Err = name, err.Error()
 			out()
 		}
+		resp.Micros[name] = time.Since(start).Microseconds()
 	}
 	step("prepare", func() error { return Prepare(req.Spec, req.Rootfs) })
 	for _, p := range req.HostNotMounted {
@@ -114,6 +131,24 @@ func childMain() {
 	}
 	step("finish", func() error { return Finish(req.Spec) })
 
+	if ents, err := os.ReadDir("/proc/self/fd"); err == nil {
+		for _, e := range ents {
+			n, err := strconv.Atoi(e.Name())
+			if err != nil || n <= 2 || inherited[e.Name()] {
+				continue
+			}
+			target, _ := os.Readlink("/proc/self/fd/" + e.Name())
+			desc := e.Name() + " -> " + target
+			flags, err := unix.FcntlInt(uintptr(n), unix.F_GETFD, 0)
+			if err != nil {
+				continue // the fd of the directory being read
+			}
+			resp.OpenFds = append(resp.OpenFds, desc)
+			if flags&unix.FD_CLOEXEC == 0 {
+				resp.LeakedFds = append(resp.LeakedFds, desc)
+			}
+		}
+	}
 	if mi, err := os.ReadFile("/proc/self/mountinfo"); err == nil {
 		resp.Mountinfo = strings.Split(strings.TrimSpace(string(mi)), "\n")
 	}
@@ -236,6 +271,15 @@ func runChild(t *testing.T, req childRequest, dirs ...string) childResponse {
 	if req.SharedHost {
 		mode = "shared"
 	}
+	if req.UserNS || req.CgroupNS {
+		mode = "1"
+		if req.UserNS {
+			mode += "u"
+		}
+		if req.CgroupNS {
+			mode += "c"
+		}
+	}
 	cmd := childCommand(mode)
 	cmd.Stdin = bytes.NewReader(in)
 	var stdout, stderr bytes.Buffer
@@ -248,6 +292,12 @@ func runChild(t *testing.T, req childRequest, dirs ...string) childResponse {
 		t.Fatalf("child output: %v\n%s\nstderr: %s", err, stdout.String(), stderr.String())
 	}
 	checkNoHostMounts(t, append(dirs, req.Rootfs)...)
+	if len(resp.LeakedFds) > 0 {
+		t.Errorf("fds without FD_CLOEXEC after set-up: %v", resp.LeakedFds)
+	}
+	if resp.Stage == "" {
+		t.Logf("timings (µs): %v; open fds: %v", resp.Micros, resp.OpenFds)
+	}
 	return resp
 }
 
@@ -257,10 +307,19 @@ func childCommand(mode string) *exec.Cmd {
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), childEnv+"="+mode)
 	flags := uintptr(syscall.CLONE_NEWNS)
-	if mode == "1" {
+	if strings.HasPrefix(mode, "1") {
 		flags |= syscall.CLONE_NEWPID | syscall.CLONE_NEWUTS | syscall.CLONE_NEWIPC | syscall.CLONE_NEWNET
 	}
-	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: flags, Pdeathsig: syscall.SIGKILL}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if strings.Contains(mode, "u") {
+		flags |= syscall.CLONE_NEWUSER
+		cmd.SysProcAttr.UidMappings = []syscall.SysProcIDMap{{ContainerID: 0, HostID: 0, Size: 65536}}
+		cmd.SysProcAttr.GidMappings = []syscall.SysProcIDMap{{ContainerID: 0, HostID: 0, Size: 65536}}
+	}
+	if strings.Contains(mode, "c") {
+		flags |= syscall.CLONE_NEWCGROUP
+	}
+	cmd.SysProcAttr.Cloneflags = flags
 	return cmd
 }
 

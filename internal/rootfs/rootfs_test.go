@@ -197,3 +197,62 @@ func ownCgroup(t *testing.T, controller string) string {
 	t.Fatalf("no %s line in /proc/self/cgroup", controller)
 	return ""
 }
+
+// In a user namespace mknod is not permitted: the default devices are the
+// host's nodes bind-mounted onto empty files; everything else still works.
+func TestUserNamespace(t *testing.T) {
+	rootfs := newRootfs(t)
+	spec := testenv.DefaultSpec()
+	spec.Linux.Namespaces = append(spec.Linux.Namespaces, specs.LinuxNamespace{Type: specs.UserNamespace})
+	spec.Linux.Sysctl = map[string]string{"net.ipv4.ip_forward": "1"}
+	resp := runChild(t, childRequest{
+		Spec: spec, Rootfs: rootfs, UserNS: true, Sysctl: true, Console: true,
+		Stat:  []string{"/dev/null", "/dev/zero", "/dev/tty"},
+		Read:  []string{"/proc/keys", "/proc/sys/net/ipv4/ip_forward"},
+		Write: []string{"/dev/null", "/proc/sys/kernel/shmmax"},
+	})
+	if resp.Stage != "" {
+		t.Fatalf("%s: %s", resp.Stage, resp.Err)
+	}
+	for p, want := range map[string][2]uint32{"/dev/null": {1, 3}, "/dev/zero": {1, 5}, "/dev/tty": {5, 0}} {
+		if st := resp.Stats[p]; st.Type != "c" || st.Major != want[0] || st.Minor != want[1] {
+			t.Errorf("%s: %+v, want char %d:%d", p, st, want[0], want[1])
+		}
+		if m, ok := findMount(resp.Mountinfo, p); !ok || m.FSType != "devtmpfs" && m.FSType != "tmpfs" {
+			t.Errorf("%s: not bind-mounted from the host: %+v", p, m)
+		}
+	}
+	for p, want := range map[string]string{"/proc/keys": "", "/proc/sys/net/ipv4/ip_forward": "1\n"} {
+		if got := resp.Reads[p]; got != want {
+			t.Errorf("read %s = %q, want %q", p, got, want)
+		}
+	}
+	for p, want := range map[string]string{"/dev/null": "ok", "/proc/sys/kernel/shmmax": "EROFS"} {
+		if got := resp.Writes[p]; got != want {
+			t.Errorf("write %s: %s, want %s", p, got, want)
+		}
+	}
+}
+
+// With a cgroup namespace, each v1 hierarchy is a new cgroup mount whose
+// root is the container's own cgroup.
+func TestCgroupNamespace(t *testing.T) {
+	rootfs := newRootfs(t)
+	spec := testenv.DefaultSpec()
+	spec.Linux.Namespaces = append(spec.Linux.Namespaces, specs.LinuxNamespace{Type: specs.CgroupNamespace})
+	resp := runChild(t, childRequest{Spec: spec, Rootfs: rootfs, CgroupNS: true,
+		ReadDir: []string{"/sys/fs/cgroup"}})
+	if resp.Stage != "" {
+		t.Fatalf("%s: %s", resp.Stage, resp.Err)
+	}
+	for _, h := range []string{"memory", "cpu", "systemd", "unified"} {
+		m, ok := findMount(resp.Mountinfo, "/sys/fs/cgroup/"+h)
+		if !ok {
+			t.Errorf("no mount at /sys/fs/cgroup/%s (dir has %v)", h, resp.Dirs["/sys/fs/cgroup"])
+			continue
+		}
+		if m.Root != "/" || !strings.HasPrefix(m.FSType, "cgroup") || !hasOpt(m.Options, "ro") {
+			t.Errorf("/sys/fs/cgroup/%s: %+v, want a read-only cgroup mount rooted at /", h, m)
+		}
+	}
+}
