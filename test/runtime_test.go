@@ -52,6 +52,15 @@ func runtimeBinary(t *testing.T) string {
 		}
 		return bin
 	}
+	// A relative path is taken from the repository root, not from test/
+	// where `go test` runs.
+	if strings.Contains(bin, "/") && !filepath.IsAbs(bin) {
+		root, err := repoRoot()
+		if err != nil {
+			t.Fatalf("find repository root: %v", err)
+		}
+		bin = filepath.Join(root, bin)
+	}
 	path, err := exec.LookPath(bin)
 	if err != nil {
 		t.Fatalf("%s=%s: %v", RuntimeEnv, bin, err)
