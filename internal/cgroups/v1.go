@@ -209,7 +209,11 @@ func setBlkioV1(d string, b *specs.LinuxBlockIO) error {
 			return err
 		}
 	}
-	if b.LeafWeight != nil && *b.LeafWeight != 0 {
+	// Leaf weights are CFQ-only (the spec says so) and CFQ left the kernel
+	// in 5.0: without the file they are ignored rather than failing every
+	// config written for older hosts.
+	leaf := exists(d + "/blkio.leaf_weight")
+	if leaf && b.LeafWeight != nil && *b.LeafWeight != 0 {
 		if err := writeFile(d, "blkio.leaf_weight", strconv.Itoa(int(*b.LeafWeight))); err != nil {
 			return err
 		}
@@ -220,7 +224,7 @@ func setBlkioV1(d string, b *specs.LinuxBlockIO) error {
 				return err
 			}
 		}
-		if wd.LeafWeight != nil {
+		if leaf && wd.LeafWeight != nil {
 			if err := writeFile(d, "blkio.leaf_weight_device", devLine(wd.Major, wd.Minor, strconv.Itoa(int(*wd.LeafWeight)))); err != nil {
 				return err
 			}
