@@ -1,11 +1,11 @@
 package unpack
 
 import (
-	"fmt"
 	"archive/tar"
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
