@@ -34,6 +34,7 @@ func TestDefaultSpec(t *testing.T) {
 		specs.Mount{Destination: "/mnt/file", Source: filepath.Join(vol, "data"), Options: []string{"bind", "ro"}},
 		specs.Mount{Destination: "/etc", Type: "tmpfs", Source: "tmpfs", Options: []string{"tmpcopyup", "nodev", "mode=755"}},
 		specs.Mount{Destination: "/run/deep/dir", Type: "tmpfs", Source: "tmpfs", Options: []string{"noexec", "shared"}},
+		specs.Mount{Destination: "/dev/mqueue", Options: []string{"remount", "ro", "nosymfollow"}},
 	)
 	resp := runChild(t, childRequest{
 		Spec: spec, Rootfs: rootfs, Console: true, Sysctl: true, SharedHost: true,
@@ -78,6 +79,7 @@ func TestDefaultSpec(t *testing.T) {
 		"/mnt/file":      {"ro"},
 		"/run/deep/dir":  {"noexec"},
 		"/etc":           {"nodev"},
+		"/dev/mqueue":    {"ro", "nosymfollow", "nosuid", "nodev", "noexec"},
 	}
 	for p, opts := range expectOpts {
 		m, _ := findMount(mi, p)

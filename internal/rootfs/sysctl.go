@@ -11,11 +11,16 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// ipcSysctls are the kernel.* sysctls that belong to the IPC namespace.
-var ipcSysctls = map[string]bool{
-	"kernel.msgmax": true, "kernel.msgmnb": true, "kernel.msgmni": true,
-	"kernel.sem": true, "kernel.shmall": true, "kernel.shmmax": true,
-	"kernel.shmmni": true, "kernel.shm_rmid_forced": true,
+// isIPCSysctl reports whether key belongs to the IPC namespace: the SysV IPC
+// limits and id counters (kernel.shm*, kernel.msg*, kernel.sem*) and POSIX
+// message queues (fs.mqueue.*), as runc's list.
+func isIPCSysctl(key string) bool {
+	for _, p := range []string{"kernel.shm", "kernel.msg", "kernel.sem", "fs.mqueue."} {
+		if strings.HasPrefix(key, p) {
+			return true
+		}
+	}
+	return false
 }
 
 // CheckSysctl validates one linux.sysctl entry against the spec's
@@ -42,7 +47,7 @@ func CheckSysctl(s *specs.Spec, key, value string) error {
 		return false
 	}
 	switch {
-	case ipcSysctls[key] || strings.HasPrefix(key, "fs.mqueue."):
+	case isIPCSysctl(key):
 		if !has(specs.IPCNamespace) {
 			return fmt.Errorf("sysctl %q: %w: needs an IPC namespace (linux.namespaces has none)", key, ErrInvalid)
 		}
