@@ -190,6 +190,17 @@ func TestRealV1Lifecycle(t *testing.T) {
 	if got := strings.TrimSpace(readTestFile(t, filepath.Join(st.Paths["cpu"], "cpu.cfs_quota_us"))); got != "-1" {
 		t.Errorf("updated quota %s", got)
 	}
+	// Device rules change in place (no deny-all window for the process).
+	if err := m.Update(&specs.LinuxResources{Devices: []specs.LinuxDeviceCgroup{
+		{Allow: false, Access: "rwm"},
+		{Allow: true, Type: "c", Major: ptr[int64](1), Minor: ptr[int64](3), Access: "rwm"},
+		{Allow: true, Type: "c", Major: ptr[int64](1), Minor: ptr[int64](9), Access: "r"},
+	}}); err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.TrimSpace(readTestFile(t, filepath.Join(st.Paths["devices"], "devices.list"))); got != "c 1:3 rwm\nc 1:9 r" {
+		t.Errorf("devices.list after update = %q", got)
+	}
 	// checkBeforeUpdate refuses a limit below usage.
 	if err := m.Update(&specs.LinuxResources{Memory: &specs.LinuxMemory{Limit: ptr[int64](4096), CheckBeforeUpdate: ptr(true)}}); !errors.Is(err, ErrInvalid) {
 		t.Errorf("limit below usage with checkBeforeUpdate: %v", err)

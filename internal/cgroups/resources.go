@@ -201,7 +201,7 @@ func (m *manager) apply(r *specs.LinuxResources, update bool) error {
 		}
 	}
 	if r.Devices != nil {
-		if err := m.setDevices(r.Devices); err != nil {
+		if err := m.setDevices(r.Devices, update); err != nil {
 			return err
 		}
 	}
@@ -286,13 +286,29 @@ func listHas(dir, file, word string) (bool, error) {
 	return false, nil
 }
 
-func (m *manager) setDevices(list []specs.LinuxDeviceCgroup) error {
+func (m *manager) setDevices(list []specs.LinuxDeviceCgroup, update bool) error {
 	rules, err := devices.Normalise(list)
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
 	if d := m.v1["devices"]; d != "" {
-		for _, w := range devices.V1Writes(rules) {
+		writes := devices.V1Writes(rules)
+		if update {
+			// A running container: move between the two lists without
+			// the leading deny-all when the kernel's state allows it.
+			list, err := readString(d, "devices.list")
+			if err != nil {
+				return err
+			}
+			cur, known, err := devices.ParseV1List(list)
+			if err != nil {
+				return fmt.Errorf("%s: %w", d, err)
+			}
+			if t, ok := devices.V1Transition(cur, devices.Target(rules)); known && ok {
+				writes = t
+			}
+		}
+		for _, w := range writes {
 			if err := writeFile(d, w.File, w.Line); err != nil {
 				return fmt.Errorf("device rule: %w", err)
 			}

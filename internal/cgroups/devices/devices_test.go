@@ -2,6 +2,7 @@ package devices
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"slices"
 	"testing"
@@ -148,5 +149,48 @@ func TestLoadVerifier(t *testing.T) {
 			t.Fatalf("load %d rules: %v", len(rules), err)
 		}
 		unix.Close(fd)
+	}
+}
+
+func TestV1Transition(t *testing.T) {
+	norm := func(l []specs.LinuxDeviceCgroup) []Rule {
+		r, err := Normalise(l)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	c := func(major, minor int64, acc string) specs.LinuxDeviceCgroup {
+		return specs.LinuxDeviceCgroup{Allow: true, Type: "c", Major: &major, Minor: &minor, Access: acc}
+	}
+	curList := "c 1:3 rwm\nc 1:5 rw\nc 1:7 rwm\n"
+	cur, known, err := ParseV1List(curList)
+	if err != nil || !known || len(cur.Exceptions) != 3 {
+		t.Fatalf("ParseV1List = %+v, %v, %v", cur, known, err)
+	}
+	want := Target(norm([]specs.LinuxDeviceCgroup{{Allow: false}, c(1, 3, "rwm"), c(1, 5, "rwm"), c(1, 9, "r"),
+		{Allow: false, Type: "c", Major: i64(1), Minor: i64(5), Access: "m"}}))
+	got, ok := V1Transition(cur, want)
+	if !ok {
+		t.Fatal("no transition between two default-deny states")
+	}
+	exp := []V1Write{
+		{"devices.allow", "c 1:9 r"},
+		{"devices.deny", "c 1:7 rwm"},
+	}
+	if !slices.Equal(got, exp) {
+		t.Errorf("transition = %q, want %q", got, exp)
+	}
+	// Applying it to cur reaches want.
+	for _, w := range got {
+		r := norm([]specs.LinuxDeviceCgroup{{}})[0]
+		fmt.Sscanf(w.Line, "%c %d:%d %s", &r.Type, &r.Major, &r.Minor, &r.Access)
+		cur.Apply(w.File == "devices.allow", r)
+	}
+	if fmt.Sprint(cur) != fmt.Sprint(want) {
+		t.Errorf("after transition %v, want %v", cur, want)
+	}
+	if _, known, _ := ParseV1List("a *:* rwm\n"); known {
+		t.Error("default-allow list reported as fully known")
 	}
 }
