@@ -595,3 +595,97 @@ func TestConcurrentPullsDownloadOnce(t *testing.T) {
 		}
 	}
 }
+
+// TestPullDockerSchema2 pulls a Docker manifest list over a Docker schema 2
+// manifest, the media types most registries still serve.
+func TestPullDockerSchema2(t *testing.T) {
+	reg := testenv.StartRegistry(t, testenv.RegistryOptions{})
+	img := twoLayerImage(t, arm64)
+	cfg := reg.PushBlob(t, "test/docker", img.Blobs[img.Config.Digest])
+	var layers []string
+	for _, l := range img.Layers {
+		reg.PushBlob(t, "test/docker", img.Blobs[l.Digest])
+		layers = append(layers, fmt.Sprintf(`{"mediaType":%q,"size":%d,"digest":%q}`, image.MediaTypeDockerLayer, l.Size, l.Digest))
+	}
+	m := fmt.Sprintf(`{"schemaVersion":2,"mediaType":%q,"config":{"mediaType":%q,"size":%d,"digest":%q},"layers":[%s]}`,
+		image.MediaTypeDockerManifest, image.MediaTypeDockerConfig, cfg.Size, cfg.Digest, strings.Join(layers, ","))
+	md := reg.PushManifest(t, "test/docker", "arm-only", image.MediaTypeDockerManifest, []byte(m))
+	list := fmt.Sprintf(`{"schemaVersion":2,"mediaType":%q,"manifests":[{"mediaType":%q,"size":%d,"digest":%q,"platform":{"architecture":"arm64","os":"linux","variant":"v8"}}]}`,
+		image.MediaTypeDockerManifestList, image.MediaTypeDockerManifest, md.Size, md.Digest)
+	ld := reg.PushManifest(t, "test/docker", "list", image.MediaTypeDockerManifestList, []byte(list))
+
+	c := newClient(t, "", nil)
+	s := newStore(t)
+	desc, err := c.Pull(context.Background(), ref(t, reg.Host+"/test/docker:list"), remote.PullOptions{Store: s, Platform: &arm64})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if desc.MediaType != image.MediaTypeDockerManifestList || desc.Digest != ld.Digest {
+		t.Fatalf("resolved %+v, want the manifest list %s", desc, ld.Digest)
+	}
+	assertStored(t, s, &testenv.TestImage{Blobs: map[digest.Digest][]byte{
+		md.Digest: []byte(m), ld.Digest: []byte(list), cfg.Digest: img.Blobs[img.Config.Digest],
+		img.Layers[0].Digest: img.Blobs[img.Layers[0].Digest], img.Layers[1].Digest: img.Blobs[img.Layers[1].Digest],
+	}})
+	desc, err = c.Pull(context.Background(), ref(t, reg.Host+"/test/docker:arm-only"), remote.PullOptions{Store: newStore(t)})
+	if err != nil || desc.MediaType != image.MediaTypeDockerManifest {
+		t.Fatalf("pull of a schema 2 manifest: %+v, %v", desc, err)
+	}
+}
+
+// TestPullResumesAfterCancel cancels a pull while a layer streams, then
+// pulls again: the second pull must ask only for the missing bytes.
+func TestPullResumesAfterCancel(t *testing.T) {
+	reg := testenv.StartRegistry(t, testenv.RegistryOptions{})
+	big := make([]byte, 3<<20)
+	for i := range big {
+		big[i] = byte(i*13 + i/777)
+	}
+	img := testenv.BuildImage(t, amd64, testenv.TestLayer{"big": string(big)})
+	reg.PushImage(t, "test/cancel", "v1", img)
+	layer := img.Layers[0]
+	target, _ := url.Parse("http://" + reg.Host)
+	rp := httputil.NewSingleHostReverseProxy(target)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var stalled atomic.Bool
+	var ranges []string
+	var mu sync.Mutex
+	front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasSuffix(r.URL.Path, "/blobs/"+layer.Digest.String()) {
+			mu.Lock()
+			ranges = append(ranges, r.Header.Get("Range"))
+			mu.Unlock()
+			if !stalled.Swap(true) {
+				b := img.Blobs[layer.Digest]
+				w.Header().Set("Content-Length", fmt.Sprint(len(b)))
+				w.Write(b[:len(b)/3])
+				w.(http.Flusher).Flush()
+				<-r.Context().Done() // the client cancels (below) once bytes arrived
+				return
+			}
+		}
+		rp.ServeHTTP(w, r)
+	}))
+	defer front.Close()
+	host := strings.TrimPrefix(front.URL, "http://")
+	s := newStore(t)
+	c := newClient(t, "", nil)
+	// The user presses ^C once the layer is partly downloaded.
+	onProgress := func(p remote.Progress) {
+		if p.Descriptor.Digest == layer.Digest && p.State == remote.ProgressDownloading && p.Done > 0 {
+			cancel()
+		}
+	}
+	if _, err := c.Pull(ctx, ref(t, host+"/test/cancel:v1"), remote.PullOptions{Store: s, Progress: onProgress}); !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled pull: %v", err)
+	}
+	assertAbsent(t, s, layer.Digest, img.Manifest.Digest)
+	if _, err := c.Pull(context.Background(), ref(t, host+"/test/cancel:v1"), remote.PullOptions{Store: s}); err != nil {
+		t.Fatal(err)
+	}
+	assertStored(t, s, img)
+	if len(ranges) != 2 || ranges[1] == "" || ranges[1] == "bytes=0-" {
+		t.Fatalf("Range headers %q: the second pull did not resume", ranges)
+	}
+}

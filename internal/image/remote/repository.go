@@ -124,7 +124,11 @@ func (r *Repository) Resolve(ctx context.Context) (ocispec.Descriptor, error) {
 			if desc, err = r.head(ctx, ep); err == nil {
 				return nil
 			}
-			if errors.Is(err, image.ErrNotFound) || errors.Is(err, ErrUnauthorized) {
+			// GET helps only where the server answered HEAD unhelpfully
+			// (no digest header, 405): not after a transport failure, a
+			// 404 or a refusal.
+			var se *StatusError
+			if !errors.Is(err, errHeadUnusable) && !(errors.As(err, &se) && se.Unwrap() == nil) {
 				return err
 			}
 			r.c.log.Debug("HEAD manifest failed, trying GET", "endpoint", ep.String(), "error", err)
@@ -143,6 +147,8 @@ func manifestHeader() http.Header {
 	return http.Header{"Accept": {acceptManifests}}
 }
 
+var errHeadUnusable = errors.New("HEAD answer lacks what resolving needs")
+
 // head resolves a tag from headers alone.
 func (r *Repository) head(ctx context.Context, ep registries.Endpoint) (ocispec.Descriptor, error) {
 	resp, err := r.c.send(ctx, ep, http.MethodHead, manifestPath(ep, r.ref.Tag), manifestHeader())
@@ -152,14 +158,14 @@ func (r *Repository) head(ctx context.Context, ep registries.Endpoint) (ocispec.
 	drain(resp)
 	dg, err := digest.Parse(resp.Header.Get("Docker-Content-Digest"))
 	if err != nil {
-		return ocispec.Descriptor{}, fmt.Errorf("HEAD gave no usable Docker-Content-Digest: %v", err)
+		return ocispec.Descriptor{}, fmt.Errorf("%w: no usable Docker-Content-Digest: %v", errHeadUnusable, err)
 	}
 	mt := mediaType(resp.Header.Get("Content-Type"))
 	if !image.IsManifest(mt) && !image.IsIndex(mt) {
-		return ocispec.Descriptor{}, fmt.Errorf("HEAD gave content type %q", mt)
+		return ocispec.Descriptor{}, fmt.Errorf("%w: content type %q", errHeadUnusable, mt)
 	}
 	if resp.ContentLength < 0 {
-		return ocispec.Descriptor{}, fmt.Errorf("HEAD gave no Content-Length")
+		return ocispec.Descriptor{}, fmt.Errorf("%w: no Content-Length", errHeadUnusable)
 	}
 	if resp.ContentLength > image.MaxManifestSize {
 		return ocispec.Descriptor{}, fmt.Errorf("manifest %s: %w: %d bytes", dg, image.ErrTooLarge, resp.ContentLength)
