@@ -269,6 +269,9 @@ func childMain(name string) int {
 		fmt.Fprintln(os.Stderr, "exec:", err)
 		return 96
 	}
+	if kind, ok := strings.CutPrefix(name, "overhead-"); ok {
+		return overheadChild(kind)
+	}
 	fmt.Fprintln(os.Stderr, "unknown child", name)
 	return 93
 }
