@@ -145,6 +145,24 @@ func TestAttackProcDest(t *testing.T) {
 	}
 }
 
+// Only a procfs may be mounted at /proc, whatever the spec says.
+func TestAttackFakeProc(t *testing.T) {
+	rootfs := newRootfs(t)
+	fake := t.TempDir()
+	spec := testenv.DefaultSpec()
+	spec.Mounts[0] = specs.Mount{Destination: "/proc", Type: "bind", Source: fake, Options: []string{"rbind"}}
+	resp := runChild(t, childRequest{Spec: spec, Rootfs: rootfs})
+	if resp.Stage != "prepare" || !strings.Contains(resp.Err, "only a procfs") {
+		t.Fatalf("stage %q err %q, want prepare to refuse a fake /proc", resp.Stage, resp.Err)
+	}
+	// A tmpfs named "proc" is no better.
+	spec.Mounts[0] = specs.Mount{Destination: "/proc", Type: "tmpfs", Source: "proc"}
+	resp = runChild(t, childRequest{Spec: spec, Rootfs: rootfs})
+	if resp.Stage != "prepare" || !strings.Contains(resp.Err, "only a procfs") {
+		t.Fatalf("stage %q err %q, want prepare to refuse a tmpfs /proc", resp.Stage, resp.Err)
+	}
+}
+
 // Masked paths that are symlinks resolve inside the container: one pointing
 // at a host file masks nothing on the host, one pointing at a container file
 // masks that file.
@@ -284,6 +302,7 @@ func TestRootfsPropagation(t *testing.T) {
 		{"private", ""},
 		{"rslave", "master:"},
 		{"rshared", "shared:"},
+		{"unbindable", "unbindable"},
 	} {
 		t.Run("prop="+tc.prop, func(t *testing.T) {
 			rootfs := newRootfs(t)

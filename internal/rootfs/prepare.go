@@ -33,7 +33,7 @@ func Prepare(s *specs.Spec, rootfs string) error {
 	if s.Linux != nil {
 		lx = *s.Linux
 	}
-	p := &preparer{spec: s, linux: &lx, rootfs: rootfs}
+	p := &preparer{linux: &lx, rootfs: rootfs}
 	if err := p.prepareRoot(); err != nil {
 		return err
 	}
@@ -53,7 +53,6 @@ func Prepare(s *specs.Spec, rootfs string) error {
 
 // preparer carries what Prepare learns along the way.
 type preparer struct {
-	spec   *specs.Spec
 	linux  *specs.Linux
 	rootfs string
 	root   *root
@@ -102,6 +101,11 @@ func (p *preparer) prepareRoot() error {
 	flag, err := rootPropagation(p.linux.RootfsPropagation)
 	if err != nil {
 		return err
+	}
+	if flag&unix.MS_UNBINDABLE != 0 {
+		// An unbindable "/" would make the rootfs bind below fail; use the
+		// default now, Finish applies "unbindable" to the new root.
+		flag = unix.MS_SLAVE | unix.MS_REC
 	}
 	if err := unix.Mount("", "/", "", flag, ""); err != nil {
 		return fmt.Errorf("set propagation of / (%q): %w", p.linux.RootfsPropagation, err)
@@ -182,6 +186,21 @@ func checkProcTarget(fd int, dest string) error {
 	return fmt.Errorf("%w: destination %s is on procfs, only %s and some lxcfs files may be mounted there", ErrUnsafe, dest, "/proc")
 }
 
+// requireProcfs refuses to put anything but a procfs at /proc: the init and
+// the tools that run later write to /proc/self/attr, /proc/self/oom_score_adj
+// and the like through it, and a fake /proc from a volume would take those
+// writes (CVE-2019-19921, CVE-2019-16884).
+func requireProcfs(tree int) error {
+	var st unix.Statfs_t
+	if err := unix.Fstatfs(tree, &st); err != nil {
+		return fmt.Errorf("statfs: %w", err)
+	}
+	if st.Type != unix.PROC_SUPER_MAGIC {
+		return fmt.Errorf("%w: only a procfs may be mounted at /proc (got filesystem type %#x)", ErrUnsafe, st.Type)
+	}
+	return nil
+}
+
 func (p *preparer) mount(m *specs.Mount) error {
 	dest := cleanDest(m.Destination)
 	if dest == "/" {
@@ -193,6 +212,9 @@ func (p *preparer) mount(m *specs.Mount) error {
 	}
 	if m.Type == "bind" {
 		o.bind = true
+	}
+	if o.bind || m.Type != "tmpfs" {
+		o.tmpcopyup = false // an extension for tmpfs only (runc, crun)
 	}
 	switch {
 	case o.bind:
@@ -266,6 +288,11 @@ func (p *preparer) place(tree int, dest string, dir bool, o mountOpts) error {
 	defer unix.Close(target)
 	if err := checkProcTarget(target, dest); err != nil {
 		return err
+	}
+	if dest == "/proc" {
+		if err := requireProcfs(tree); err != nil {
+			return err
+		}
 	}
 	if o.tmpcopyup {
 		if err := copyUp(target, tree); err != nil {
