@@ -196,10 +196,16 @@ func (s *Local) Writer(ctx context.Context, desc ocispec.Descriptor) (Writer, er
 func lockIngest(ctx context.Context, dir string) (*os.File, error) {
 	wait := 5 * time.Millisecond
 	for {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
 		if err := os.MkdirAll(dir, 0o700); err != nil {
 			return nil, err
 		}
 		f, err := os.OpenFile(filepath.Join(dir, "lock"), os.O_RDWR|os.O_CREATE|unix.O_CLOEXEC, 0o600)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue // a committer removed the directory just now
+		}
 		if err != nil {
 			return nil, err
 		}
