@@ -25,10 +25,12 @@ const (
 	flagWaitKillableRecv = unix.SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV
 )
 
-var knownFlags = []struct {
+type flagDef struct {
 	name specs.LinuxSeccompFlag
 	bit  uint32
-}{
+}
+
+var knownFlags = []flagDef{
 	{"SECCOMP_FILTER_FLAG_TSYNC", flagTsync},
 	{specs.LinuxSeccompFlagLog, flagLog},
 	{specs.LinuxSeccompFlagSpecAllow, flagSpecAllow},
@@ -178,12 +180,7 @@ func compileFor(s *specs.LinuxSeccomp, native archIndex, compat []archIndex) (*P
 
 	var flags uint32
 	for _, f := range s.Flags {
-		i := slices.IndexFunc(knownFlags, func(k struct {
-			name specs.LinuxSeccompFlag
-			bit  uint32
-		}) bool {
-			return k.name == f
-		})
+		i := slices.IndexFunc(knownFlags, func(k flagDef) bool { return k.name == f })
 		if i < 0 {
 			return nil, invalidf("unknown flag %q", f)
 		}
@@ -212,7 +209,7 @@ func compileFor(s *specs.LinuxSeccomp, native archIndex, compat []archIndex) (*P
 	rules := make([]compiledRule, 0, len(s.Syscalls))
 	notify := false
 	for i, sc := range s.Syscalls {
-		cr, err := compileRule(&sc, s.DefaultErrnoRet)
+		cr, err := compileRule(&sc)
 		if err != nil {
 			return nil, fmt.Errorf("syscalls[%d] %v: %w", i, sc.Names, err)
 		}
@@ -301,7 +298,7 @@ func compileFor(s *specs.LinuxSeccomp, native archIndex, compat []archIndex) (*P
 	return &Program{filter: filter, flags: flags}, nil
 }
 
-func compileRule(sc *specs.LinuxSyscall, defErrno *uint) (compiledRule, error) {
+func compileRule(sc *specs.LinuxSyscall) (compiledRule, error) {
 	if len(sc.Names) == 0 {
 		return compiledRule{}, invalidf("no syscall names")
 	}

@@ -188,12 +188,16 @@ var interestingArgs = []uint64{
 // checkAgainstModel runs many inputs through the program and refEval.
 func checkAgainstModel(t testing.TB, s *specs.LinuxSeccomp, p *Program, seed uint64, rounds int) {
 	t.Helper()
+	checkAgainstModelFor(t, s, p, archX86_64, []archIndex{archX86, archX32}, seed, rounds)
+}
+
+func checkAgainstModelFor(t testing.TB, s *specs.LinuxSeccomp, p *Program, native archIndex, compat []archIndex, seed uint64, rounds int) {
+	t.Helper()
 	vm := newVM(t, p)
-	native, compat := archX86_64, []archIndex{archX86, archX32}
 	var nrs []uint32
 	for _, sc := range s.Syscalls {
 		for _, n := range sc.Names {
-			for _, a := range []archIndex{archX86_64, archX86, archX32} {
+			for _, a := range append([]archIndex{native}, compat...) {
 				if nr, ok := SyscallNumber(archInfos[a].spec, n); ok {
 					nrs = append(nrs, nr, nr+1, nr-1)
 				}
@@ -208,7 +212,7 @@ func checkAgainstModel(t testing.TB, s *specs.LinuxSeccomp, p *Program, seed uin
 		x ^= x << 17
 		return x
 	}
-	audits := []uint32{auditArchX86_64, auditArchI386, auditArchAARCH64}
+	audits := []uint32{auditArchX86_64, auditArchI386, auditArchAARCH64, auditArchARM}
 	for i := 0; i < rounds; i++ {
 		nr := nrs[rnd()%uint64(len(nrs))]
 		audit := audits[rnd()%uint64(len(audits))]
@@ -258,5 +262,24 @@ func TestModelHandwritten(t *testing.T) {
 			}
 			checkAgainstModel(t, s, p, uint64(i+1)*7919, 20000)
 		})
+	}
+}
+
+// TestModelARM64 compiles for an arm64 host (aarch64 + arm compat) and
+// checks it the same way; the kernel tests only cover x86_64.
+func TestModelARM64(t *testing.T) {
+	for i, s := range []*specs.LinuxSeccomp{
+		DefaultProfile(nil),
+		{DefaultAction: specs.ActKillProcess, Architectures: []specs.Arch{specs.ArchAARCH64, specs.ArchARM}, Syscalls: []specs.LinuxSyscall{
+			{Names: []string{"read", "write", "cacheflush", "set_tls", "openat"}, Action: specs.ActAllow},
+			{Names: []string{"mkdirat", "_llseek"}, Action: specs.ActErrno, Args: []specs.LinuxSeccompArg{{Index: 2, Value: 0x1ff, Op: specs.OpGreaterEqual}}},
+		}},
+		bigSpec(),
+	} {
+		p, err := compileFor(s, archAARCH64, []archIndex{archARM})
+		if err != nil {
+			t.Fatal(err)
+		}
+		checkAgainstModelFor(t, s, p, archAARCH64, []archIndex{archARM}, uint64(i+3), 20000)
 	}
 }
