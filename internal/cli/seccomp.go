@@ -1,10 +1,8 @@
 package cli
 
-import "github.com/opencontainers/runtime-spec/specs-go/features"
+import (
+	"github.com/hako-runtime/hako/internal/seccomp"
+	"github.com/opencontainers/runtime-spec/specs-go/features"
+)
 
-// seccompFeatures reports seccomp support; filled in by the seccomp package
-// once it is wired into init.
-func seccompFeatures() *features.Seccomp {
-	f := false
-	return &features.Seccomp{Enabled: &f}
-}
+func seccompFeatures() *features.Seccomp { return seccomp.Features() }

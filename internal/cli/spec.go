@@ -14,7 +14,7 @@ import (
 
 func specCommand() *cli.Command {
 	return &cli.Command{
-		Name: "spec", Usage: "write a default config.json", 
+		Name: "spec", Usage: "write a default config.json",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "bundle", Aliases: []string{"b"}, Value: ".", Usage: "bundle directory to write config.json into"},
 			&cli.BoolFlag{Name: "rootless", Usage: "a config for an unprivileged user"},

@@ -44,14 +44,23 @@ func Init() {
 	fail(conn, err)
 }
 
-// fail reports err to the parent and exits.
+// fail reports err to the parent and exits. After `create` returned nobody
+// reads the sync socket any more, so the error also goes to the container's
+// stderr, which is where its user looks.
 func fail(conn *sync.Conn, err error) {
 	if err == nil {
 		err = fmt.Errorf("init returned without exec")
 	}
-	_ = conn.SendError(err)
+	if conn.SendError(err) != nil || afterReady {
+		fmt.Fprintln(os.Stderr, "hako init:", err)
+	}
 	os.Exit(1)
 }
+
+// afterReady is set once create has been told we are ready: from then on
+// the parent may be gone. (init is a single-use process: this is its state,
+// not shared configuration.)
+var afterReady bool
 
 // step wraps the error of one init step with its name.
 func step(name string, err error) error {
@@ -143,6 +152,7 @@ func createContainer(conn *sync.Conn, b *sync.Bootstrap) error {
 	if err := conn.Send(&sync.Message{Type: sync.TypeReady, Warnings: warnings}); err != nil {
 		return err
 	}
+	afterReady = true
 	// 10. Wait for `start`.
 	if b.FifoFD > 0 {
 		if err := step("wait for start", waitStart(b.FifoFD)); err != nil {
@@ -156,7 +166,7 @@ func createContainer(conn *sync.Conn, b *sync.Bootstrap) error {
 		}
 	}
 	// 12. Drop to the process's identity and execve.
-	return finalizeAndExec(s, path, b.PreserveFD)
+	return finalizeAndExec(s, path, b)
 }
 
 // execProcess runs a new process in a running container. The nsenter
@@ -179,7 +189,7 @@ func execProcess(conn *sync.Conn, b *sync.Bootstrap) error {
 	if err := conn.SendType(sync.TypeReady); err != nil {
 		return err
 	}
-	return finalizeAndExec(s, path, b.PreserveFD)
+	return finalizeAndExec(s, path, b)
 }
 
 func setHostname(s *specs.Spec) error {

@@ -10,6 +10,7 @@ import (
 	"unsafe"
 
 	"github.com/hako-runtime/hako/internal/caps"
+	"github.com/hako-runtime/hako/internal/linux/sync"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 )
@@ -109,7 +110,7 @@ func checkExecutable(p string) error {
 // finalizeAndExec switches to the process's identity and execve's it:
 // bounding set, user and groups, capabilities, no_new_privs, seccomp, cwd,
 // fds; the order is the one that keeps each step permitted.
-func finalizeAndExec(s *specs.Spec, path string, preserveFDs int) error {
+func finalizeAndExec(s *specs.Spec, path string, b *sync.Bootstrap) error {
 	p := s.Process
 	cs, err := caps.Parse(p.Capabilities)
 	if err != nil {
@@ -123,6 +124,14 @@ func finalizeAndExec(s *specs.Spec, path string, preserveFDs int) error {
 	}
 	if err := step("drop bounding set", cs.DropBounding()); err != nil {
 		return err
+	}
+	// Without no_new_privs, loading a filter needs CAP_SYS_ADMIN, which
+	// the process may be about to lose: load it now (as runc does).
+	hasSeccomp := s.Linux != nil && s.Linux.Seccomp != nil
+	if hasSeccomp && !p.NoNewPrivileges {
+		if err := step("load seccomp", loadSeccomp(s, b.ListenerFD, b.ProcessState)); err != nil {
+			return err
+		}
 	}
 	if err := step("switch user", switchUser(p.User)); err != nil {
 		return err
@@ -143,12 +152,13 @@ func finalizeAndExec(s *specs.Spec, path string, preserveFDs int) error {
 			return step("set no_new_privs", err)
 		}
 	}
-	if s.Linux != nil && s.Linux.Seccomp != nil {
-		if err := step("load seccomp", loadSeccomp(s)); err != nil {
+	// Last before execve: the runtime's own syscalls are not filtered.
+	if hasSeccomp && p.NoNewPrivileges {
+		if err := step("load seccomp", loadSeccomp(s, b.ListenerFD, b.ProcessState)); err != nil {
 			return err
 		}
 	}
-	if err := step("close fds", closeFDs(3+preserveFDs)); err != nil {
+	if err := step("close fds", closeFDs(3+b.PreserveFD)); err != nil {
 		return err
 	}
 	env := p.Env

@@ -5,6 +5,7 @@ import (
 	"net"
 	"os"
 
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 )
 
@@ -33,6 +34,25 @@ func consoleSocket(path string) (*os.File, *consoleReceiver, error) {
 		return nil, nil, fmt.Errorf("console socketpair: %w", err)
 	}
 	return os.NewFile(uintptr(pair[1]), "console-child"), &consoleReceiver{os.NewFile(uintptr(pair[0]), "console")}, nil
+}
+
+// dialListener connects to the seccomp agent at linux.seccomp.listenerPath,
+// if the spec has one: init sends the notify fd on this connection.
+func dialListener(s *specs.Spec) (*os.File, error) {
+	if s.Linux == nil || s.Linux.Seccomp == nil || s.Linux.Seccomp.ListenerPath == "" {
+		return nil, nil
+	}
+	path := s.Linux.Seccomp.ListenerPath
+	conn, err := net.Dial("unix", path)
+	if err != nil {
+		return nil, fmt.Errorf("connect to seccomp listener %s: %w", path, err)
+	}
+	defer conn.Close()
+	f, err := conn.(*net.UnixConn).File()
+	if err != nil {
+		return nil, fmt.Errorf("seccomp listener %s: %w", path, err)
+	}
+	return f, nil
 }
 
 func (r *consoleReceiver) close() {

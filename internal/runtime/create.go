@@ -28,11 +28,11 @@ type CreateOpts struct {
 	// AllocateConsole, instead of ConsoleSocket, hands the pty master back
 	// in Created.Console (run without --console-socket).
 	AllocateConsole bool
-	PidFile     string
-	NoPivot     bool
-	NoNewKeyring bool
-	PreserveFDs int
-	Stdio       Stdio
+	PidFile         string
+	NoPivot         bool
+	NoNewKeyring    bool
+	PreserveFDs     int
+	Stdio           Stdio
 	// StartNow skips exec.fifo: the container's process starts as soon as
 	// it is created (`run`), saving a round trip through the file system.
 	StartNow bool
@@ -113,7 +113,7 @@ func (r *Runtime) Create(ctx context.Context, id string, o CreateOpts) (_ *Creat
 	if err != nil {
 		return nil, fmt.Errorf("cgroup: %w", err)
 	}
-	if err := cg.Create(s.Linux.Resources); err != nil {
+	if err := cg.Create(withDeviceRules(s)); err != nil {
 		cg.Destroy()
 		return nil, fmt.Errorf("create cgroup: %w", err)
 	}
@@ -124,6 +124,9 @@ func (r *Runtime) Create(ctx context.Context, id string, o CreateOpts) (_ *Creat
 		sys.UidMappings = idMaps(s.Linux.UIDMappings)
 		sys.GidMappings = idMaps(s.Linux.GIDMappings)
 		sys.GidMappingsEnableSetgroups = !r.Rootless
+		// Become root of the new namespace before exec'ing init: with the
+		// host uid left unmapped, execve would drop every capability.
+		sys.Credential = &syscall.Credential{Uid: 0, Gid: 0, NoSetGroups: r.Rootless}
 	}
 	if fd, ok, err := cg.CgroupFD(); err != nil {
 		return nil, fmt.Errorf("open cgroup: %w", err)
@@ -157,6 +160,14 @@ func (r *Runtime) Create(ctx context.Context, id string, o CreateOpts) (_ *Creat
 		con = recv
 		extra = append(extra, sock)
 	}
+	listener, err := dialListener(s)
+	if err != nil {
+		return nil, err
+	}
+	if listener != nil {
+		defer listener.Close()
+		extra = append(extra, listener)
+	}
 	stdio := o.Stdio
 	if stdio.In == nil {
 		stdio = DefaultStdio()
@@ -177,9 +188,17 @@ func (r *Runtime) Create(ctx context.Context, id string, o CreateOpts) (_ *Creat
 	}
 	if s.Process.Terminal {
 		boot.ConsoleFD = ch.extraFD[i]
+		i++
+	}
+	pid := ch.proc.Pid
+	if listener != nil {
+		boot.ListenerFD = ch.extraFD[i]
+		boot.ProcessState = &specs.ContainerProcessState{
+			Version: specs.Version, Pid: pid,
+			State: specs.State{Version: specs.Version, ID: id, Status: StatusCreating, Pid: pid, Bundle: bundle, Annotations: s.Annotations},
+		}
 	}
 
-	pid := ch.proc.Pid
 	if err := cg.Enter(pid); err != nil {
 		return nil, fmt.Errorf("enter cgroup: %w", err)
 	}
@@ -292,7 +311,6 @@ func makeFifo(path string) (*os.File, error) {
 	}
 	return f, nil
 }
-
 
 func writeSpec(dir string, s *specs.Spec) error {
 	b, err := json.Marshal(s)

@@ -17,12 +17,12 @@ import (
 
 // ExecOpts are the options of `exec`.
 type ExecOpts struct {
-	Process       *specs.Process
-	ConsoleSocket string
+	Process         *specs.Process
+	ConsoleSocket   string
 	AllocateConsole bool // see CreateOpts.AllocateConsole
-	PidFile       string
-	PreserveFDs   int
-	Stdio         Stdio
+	PidFile         string
+	PreserveFDs     int
+	Stdio           Stdio
 }
 
 // Spec returns the spec the container was created with.
@@ -108,6 +108,14 @@ func (c *Container) Exec(ctx context.Context, o ExecOpts) (_ *Execed, err error)
 		con = recv
 		extra = append(extra, sock)
 	}
+	listener, err := dialListener(s)
+	if err != nil {
+		return nil, err
+	}
+	if listener != nil {
+		defer listener.Close()
+		extra = append(extra, listener)
+	}
 	stdio := o.Stdio
 	if stdio.In == nil {
 		stdio = DefaultStdio()
@@ -130,8 +138,16 @@ func (c *Container) Exec(ctx context.Context, o ExecOpts) (_ *Execed, err error)
 		execSpec.Linux.Seccomp = s.Linux.Seccomp
 	}
 	boot := &sync.Bootstrap{Mode: "exec", ID: c.rec.ID, Bundle: c.rec.Bundle, Spec: execSpec, PreserveFD: o.PreserveFDs}
+	i := 0
 	if p.Terminal {
-		boot.ConsoleFD = ch.extraFD[0]
+		boot.ConsoleFD = ch.extraFD[i]
+		i++
+	}
+	if listener != nil {
+		boot.ListenerFD = ch.extraFD[i]
+		boot.ProcessState = &specs.ContainerProcessState{
+			Version: specs.Version, Pid: ch.proc.Pid, State: c.State(),
+		}
 	}
 	if err := ch.conn.Send(&sync.Message{Type: sync.TypeBootstrap, Bootstrap: boot}); err != nil {
 		return nil, initError(ch, err)

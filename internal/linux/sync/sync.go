@@ -59,6 +59,10 @@ type Bootstrap struct {
 	PreserveFD int         `json:"preserveFDs,omitempty"`
 	// ExecFDs are kept open across execve in addition to stdio: fds 3..3+PreserveFD-1.
 	TimeNS bool `json:"timeNS,omitempty"` // create a new time namespace (clone(2) cannot)
+	// ListenerFD is a socket connected to linux.seccomp.listenerPath, and
+	// ProcessState what to send on it with the notify fd.
+	ListenerFD   int                          `json:"listenerFD,omitempty"`
+	ProcessState *specs.ContainerProcessState `json:"processState,omitempty"`
 	// NewCgroupNS: unshare the cgroup namespace after the parent moved init
 	// into its cgroup, so that the container's cgroup becomes its root.
 	NewCgroupNS bool `json:"newCgroupNS,omitempty"`
