@@ -26,6 +26,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
@@ -269,22 +270,53 @@ func Load(st State, opts Options) (Manager, error) {
 	}
 	m := &manager{mode: st.Mode, root: root, rootless: opts.Rootless, v1: map[string]string{}}
 	for k, v := range st.Paths {
-		if !within(root, v) {
-			return nil, fmt.Errorf("%w: cgroup path %s outside %s", ErrInvalid, v, root)
-		}
 		if k == UnifiedKey {
+			if st.Mode == Legacy {
+				return nil, fmt.Errorf("%w: cgroup2 path in legacy state", ErrInvalid)
+			}
 			m.unified = v
 		} else {
 			m.v1[k] = v
 		}
 	}
+	for k, v := range st.Paths {
+		// The cgroup2 path in Hybrid mode lives under unified/, v1 paths
+		// never do.
+		if !m.cgroupDir(v) || m.mode == Hybrid && (k == UnifiedKey) != m.onUnified(v) {
+			return nil, fmt.Errorf("%w: %s is not a cgroup below %s", ErrInvalid, v, root)
+		}
+	}
 	for _, c := range st.Created {
-		if !within(root, c) {
-			return nil, fmt.Errorf("%w: cgroup path %s outside %s", ErrInvalid, c, root)
+		if !m.cgroupDir(c) {
+			return nil, fmt.Errorf("%w: %s is not a cgroup below %s", ErrInvalid, c, root)
 		}
 	}
 	m.created = append([]string(nil), st.Created...)
 	return m, nil
+}
+
+// cgroupDir reports whether d can be a container's cgroup: a clean path
+// strictly below a hierarchy's root, never a mount point or the tmpfs that
+// holds them. This is what keeps Create's mkdir and Destroy's rmdir (which
+// removes nested cgroups recursively) inside the cgroup filesystem whatever
+// state.json says.
+func (m *manager) cgroupDir(d string) bool {
+	if !within(m.root, d) {
+		return false
+	}
+	if m.mode == Unified {
+		return true
+	}
+	// root/<hierarchy mount>/<cgroup...>; in Hybrid the cgroup2 mount is
+	// root/unified.
+	rel, _ := filepath.Rel(m.root, d)
+	_, rest, _ := strings.Cut(rel, "/")
+	return rest != ""
+}
+
+// onUnified reports whether d lies in the Hybrid cgroup2 mount.
+func (m *manager) onUnified(d string) bool {
+	return m.mode == Hybrid && strings.HasPrefix(d, filepath.Join(m.root, "unified")+"/")
 }
 
 // within reports whether p is a clean absolute path strictly below root.

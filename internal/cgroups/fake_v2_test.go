@@ -486,6 +486,13 @@ func TestLoadRejectsOutsideRoot(t *testing.T) {
 		{Mode: Hybrid, Paths: map[string]string{"memory": "/sys/fs/cgroup/memory/../../../etc"}},
 		{Mode: Legacy, Paths: map[string]string{"memory": "/sys/fs/cgroup/memory/x"}, Created: []string{"/tmp/x"}},
 		{Mode: Legacy, Paths: map[string]string{"memory": "/sys/fs/cgroup"}},
+		// Mount points are not container cgroups: Destroy would empty a
+		// whole hierarchy.
+		{Mode: Hybrid, Paths: map[string]string{"memory": "/sys/fs/cgroup/memory"}},
+		{Mode: Legacy, Paths: map[string]string{"memory": "/sys/fs/cgroup/memory/x"}, Created: []string{"/sys/fs/cgroup/cpu"}},
+		{Mode: Hybrid, Paths: map[string]string{UnifiedKey: "/sys/fs/cgroup/memory/x"}},
+		{Mode: Hybrid, Paths: map[string]string{"memory": "/sys/fs/cgroup/unified/x"}},
+		{Mode: Legacy, Paths: map[string]string{UnifiedKey: "/sys/fs/cgroup/unified/x"}},
 		{Mode: 0},
 	} {
 		if _, err := Load(st, Options{}); !errors.Is(err, ErrInvalid) {

@@ -126,8 +126,8 @@ func isPerm(err error) bool {
 // (parents first) so that Destroy removes exactly those. The common case, a
 // parent that exists, is a single mkdir.
 func (m *manager) mkdir(d string) error {
-	if !within(m.root, d) {
-		return fmt.Errorf("%w: cgroup %s outside %s", ErrInvalid, d, m.root)
+	if !m.cgroupDir(d) {
+		return fmt.Errorf("%w: %s is not a cgroup below %s", ErrInvalid, d, m.root)
 	}
 	err := unix.Mkdir(d, 0o755)
 	switch {
@@ -138,7 +138,8 @@ func (m *manager) mkdir(d string) error {
 		return nil
 	case errors.Is(err, unix.ENOENT):
 		parent := filepath.Dir(d)
-		if !within(m.root, parent) {
+		if !m.cgroupDir(parent) {
+			// Never create a hierarchy's mount point in the tmpfs above.
 			return fmt.Errorf("mkdir cgroup %s: hierarchy not mounted: %w", d, err)
 		}
 		if err := m.mkdir(parent); err != nil {

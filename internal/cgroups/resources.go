@@ -235,6 +235,9 @@ func (m *manager) enable(ctrl string) error {
 		return err
 	} else if !has {
 		top := m.v2Root()
+		if !strings.HasPrefix(parent, top+"/") && parent != top {
+			return fmt.Errorf("%w: %s is not below %s", ErrInvalid, m.unified, top)
+		}
 		if ok, err := listHas(top, "cgroup.controllers", ctrl); err != nil {
 			return err
 		} else if !ok {
