@@ -210,6 +210,9 @@ func (p *preparer) mount(m *specs.Mount) error {
 	if err != nil {
 		return err
 	}
+	if len(m.UIDMappings) > 0 || len(m.GIDMappings) > 0 {
+		return fmt.Errorf("id-mapped mounts (uidMappings/gidMappings): %w", ErrNotSupported)
+	}
 	if m.Type == "bind" {
 		o.bind = true
 	}

@@ -35,6 +35,13 @@ func TestDefaultSpec(t *testing.T) {
 		specs.Mount{Destination: "/etc", Type: "tmpfs", Source: "tmpfs", Options: []string{"tmpcopyup", "nodev", "mode=755"}},
 		specs.Mount{Destination: "/run/deep/dir", Type: "tmpfs", Source: "tmpfs", Options: []string{"noexec", "shared"}},
 		specs.Mount{Destination: "/dev/mqueue", Options: []string{"remount", "ro", "nosymfollow"}},
+		// A tree with a submount, bound twice: "rro" reaches the submount,
+		// "ro" only the top. The source is a host path; in the child's
+		// namespace it shows the two tmpfs mounted just before.
+		specs.Mount{Destination: "/mnt/a", Type: "tmpfs", Source: "tmpfs"},
+		specs.Mount{Destination: "/mnt/a/b", Type: "tmpfs", Source: "tmpfs"},
+		specs.Mount{Destination: "/mnt/rro", Source: filepath.Join(rootfs, "mnt/a"), Options: []string{"rbind", "rro"}},
+		specs.Mount{Destination: "/mnt/ro1", Source: filepath.Join(rootfs, "mnt/a"), Options: []string{"rbind", "ro"}},
 	)
 	resp := runChild(t, childRequest{
 		Spec: spec, Rootfs: rootfs, Console: true, Sysctl: true, SharedHost: true,
@@ -80,6 +87,10 @@ func TestDefaultSpec(t *testing.T) {
 		"/run/deep/dir":  {"noexec"},
 		"/etc":           {"nodev"},
 		"/dev/mqueue":    {"ro", "nosymfollow", "nosuid", "nodev", "noexec"},
+		"/mnt/rro":       {"ro"},
+		"/mnt/rro/b":     {"ro"},
+		"/mnt/ro1":       {"ro"},
+		"/mnt/ro1/b":     {"rw"},
 	}
 	for p, opts := range expectOpts {
 		m, _ := findMount(mi, p)
