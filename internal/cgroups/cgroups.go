@@ -18,6 +18,20 @@
 // A v2-only controller on a Hybrid host (hugetlb here) is used through the
 // unified hierarchy when a limit for it is set: that is the only place the
 // kernel offers it.
+//
+// Typical use by the runtime:
+//
+//	m, err := cgroups.New(spec.Linux.CgroupsPath, id, cgroups.Options{Rootless: rootless})
+//	err = m.Create(spec.Linux.Resources)   // rolls back on error
+//	if fd, ok, _ := m.CgroupFD(); ok {     // pure v2: clone3 straight into it
+//		attr.UseCgroupFD, attr.CgroupFD = true, fd
+//	}
+//	... start init ...
+//	err = m.Enter(pid)                     // v1/hybrid (harmless on v2)
+//	save m.State() in state.json; later: cgroups.Load(st, opts)
+//
+// linux.resources.devices is applied as given; runc additionally allows the
+// default devices, see devices.RuntimeDefaults.
 package cgroups
 
 import (
