@@ -69,6 +69,7 @@ func noDevTmpfs(s *specs.Spec, keepPts bool) {
 // (pathrs-lite does not create through dangling symlinks, like runc); when
 // it does, the mounts land there.
 func TestAttackMountDestSymlink(t *testing.T) {
+	testenv.RequireRoot(t)
 	for _, inRoot := range []bool{false, true} {
 		t.Run(map[bool]string{false: "dangling", true: "target-in-rootfs"}[inRoot], func(t *testing.T) {
 			testMountDestSymlink(t, inRoot)
@@ -197,6 +198,7 @@ func TestAttackMaskedSymlink(t *testing.T) {
 // /dev/null used for masking must be the real null device: a symlink (to a
 // host file), a regular file or another device is refused (CVE-2025-31133).
 func TestAttackDevNull(t *testing.T) {
+	testenv.RequireRoot(t)
 	canary := newCanary(t)
 	for _, tc := range []struct {
 		name string
@@ -294,6 +296,7 @@ func TestNoPivot(t *testing.T) {
 
 // linux.rootfsPropagation on a host where "/" is shared (systemd).
 func TestRootfsPropagation(t *testing.T) {
+	testenv.RequireRoot(t)
 	for _, tc := range []struct {
 		prop     string
 		optional string // substring expected in "/"'s optional fields, "" for none
