@@ -348,6 +348,7 @@ func TestKernelActions(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			dir := t.TempDir()
+			kmsg := openKmsg(t) // before the child: only its records count
 			r := runChild(t, c.name, envDir+"="+dir)
 			c.status(t, r)
 			if c.stdout != "" && strings.TrimSpace(r.stdout) != c.stdout {
@@ -371,7 +372,7 @@ func TestKernelActions(t *testing.T) {
 				t.Errorf("directory was created despite the filter")
 			}
 			if c.name == "log" {
-				checkAuditLog(t, r.pid, unix.SYS_MKDIRAT, unix.SECCOMP_RET_LOG)
+				checkAuditLog(t, kmsg, r.pid, unix.SYS_MKDIRAT, unix.SECCOMP_RET_LOG)
 			}
 			if c.name == "args" {
 				_, cases := argSpec()
@@ -533,17 +534,29 @@ func ioctlPtr(fd int, req uint, p unsafe.Pointer) error {
 	}
 }
 
-// checkAuditLog looks for the kernel's seccomp audit record (type 1326) of
-// pid in /dev/kmsg. Where the log is unreadable, or records go to auditd
-// instead, it only notes that; a record with another action code fails.
-func checkAuditLog(t *testing.T, pid int, nr int, code uint32) {
-	t.Helper()
+// openKmsg opens the kernel log positioned at its end, or returns -1.
+func openKmsg(t *testing.T) int {
 	fd, err := unix.Open("/dev/kmsg", unix.O_RDONLY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
 	if err != nil {
-		t.Logf("kernel log not readable (%v); LOG checked by effect only", err)
+		return -1
+	}
+	t.Cleanup(func() { unix.Close(fd) })
+	if _, err := unix.Seek(fd, 0, unix.SEEK_END); err != nil {
+		return -1
+	}
+	return fd
+}
+
+// checkAuditLog looks for the kernel's seccomp audit record (type 1326) of
+// pid among the records logged since kmsg was opened. Where the log is
+// unreadable, or records go to auditd instead, it only notes that; a record
+// with another action code fails.
+func checkAuditLog(t *testing.T, fd, pid int, nr int, code uint32) {
+	t.Helper()
+	if fd < 0 {
+		t.Logf("kernel log not readable; LOG checked by effect only")
 		return
 	}
-	defer unix.Close(fd)
 	buf := make([]byte, 8192)
 	pidField := fmt.Sprintf(" pid=%d ", pid)
 	for {
