@@ -2,7 +2,6 @@ package rootfs
 
 import (
 	"fmt"
-	"path/filepath"
 	"sort"
 
 	"github.com/moby/sys/mountinfo"
@@ -23,9 +22,9 @@ import (
 // The host's other mounts are detached first where the kernel allows it:
 // chroot alone does not hide them from a process with CAP_SYS_CHROOT.
 func Pivot(rootfs string, noPivot bool) error {
-	rootfs, err := filepath.Abs(rootfs)
+	rootfs, err := hostPath(rootfs)
 	if err != nil {
-		return fmt.Errorf("rootfs path: %w", err)
+		return err
 	}
 	if noPivot {
 		return moveRoot(rootfs)

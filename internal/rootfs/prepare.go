@@ -25,9 +25,9 @@ import (
 //     default devices and /dev symlinks (config-linux.md "Default Devices",
 //     "Default File Systems").
 func Prepare(s *specs.Spec, rootfs string) error {
-	rootfs, err := filepath.Abs(rootfs)
+	rootfs, err := hostPath(rootfs)
 	if err != nil {
-		return fmt.Errorf("rootfs path: %w", err)
+		return err
 	}
 	var lx specs.Linux
 	if s.Linux != nil {
@@ -49,6 +49,21 @@ func Prepare(s *specs.Spec, rootfs string) error {
 		}
 	}
 	return p.createDevices()
+}
+
+// hostPath makes the rootfs path absolute and symlink-free. It is the
+// caller's (trusted) host path; resolving it lets it be compared with the
+// mount points of mountinfo.
+func hostPath(rootfs string) (string, error) {
+	abs, err := filepath.Abs(rootfs)
+	if err != nil {
+		return "", fmt.Errorf("rootfs path: %w", err)
+	}
+	real, err := filepath.EvalSymlinks(abs)
+	if err != nil {
+		return "", fmt.Errorf("rootfs path: %w", err)
+	}
+	return real, nil
 }
 
 // preparer carries what Prepare learns along the way.
