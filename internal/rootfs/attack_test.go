@@ -308,10 +308,14 @@ func TestRootfsPropagation(t *testing.T) {
 		{"unbindable", "unbindable"},
 	} {
 		t.Run("prop="+tc.prop, func(t *testing.T) {
-			rootfs := newRootfs(t)
+			// Through a symlink: mountinfo has the real path.
+			rootfs, real := filepath.Join(t.TempDir(), "link"), newRootfs(t)
+			if err := os.Symlink(real, rootfs); err != nil {
+				t.Fatal(err)
+			}
 			spec := testenv.DefaultSpec()
 			spec.Linux.RootfsPropagation = tc.prop
-			resp := runChild(t, childRequest{Spec: spec, Rootfs: rootfs, SharedHost: true})
+			resp := runChild(t, childRequest{Spec: spec, Rootfs: rootfs, SharedHost: true}, real)
 			if resp.Stage != "" {
 				t.Fatalf("%s: %s", resp.Stage, resp.Err)
 			}
