@@ -89,11 +89,11 @@ func TestHostileLayers(t *testing.T) {
 			entries: func(*sandbox) []entry { return []entry{file(".wh..wh.x", "")} }},
 		{name: "whiteout parent dotdot", wantErr: "../canary/.wh.file",
 			entries: func(*sandbox) []entry { return []entry{file("../canary/.wh.file", "")} }},
-		{name: "whiteout through symlink", wantErr: "d/.wh.file",
+		{name: "whiteout through symlink",
 			entries: func(s *sandbox) []entry {
 				return []entry{symlink("d", s.canary), file("d/.wh.file", "")}
 			}},
-		{name: "opaque through symlink", wantErr: "d/.wh..wh..opq",
+		{name: "opaque through symlink",
 			entries: func(s *sandbox) []entry {
 				return []entry{symlink("d", s.canary), file("d/.wh..wh..opq", "")}
 			}},

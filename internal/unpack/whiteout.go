@@ -31,6 +31,9 @@ func (a *applier) whiteout(dir, base string) error {
 	}
 	if a.mode == WhiteoutOverlay {
 		parent, err := a.mkdirWhiteoutDir(dir)
+		if errors.Is(err, errNotBelow) {
+			return nil
+		}
 		if err != nil {
 			return err
 		}
@@ -46,7 +49,7 @@ func (a *applier) whiteout(dir, base string) error {
 		return nil
 	}
 	parent, err := a.openWhiteoutDir(dir)
-	if errors.Is(err, unix.ENOENT) {
+	if errors.Is(err, unix.ENOENT) || errors.Is(err, errNotBelow) {
 		return nil // nothing below to hide
 	}
 	if err != nil {
@@ -73,10 +76,17 @@ func (a *applier) openWhiteoutDir(dir string) (int, error) {
 	}
 	fd, err := unix.Openat2(a.rootFd, dir, &how)
 	if errors.Is(err, unix.ELOOP) || errors.Is(err, unix.ENOTDIR) {
-		return -1, fmt.Errorf("%w: whiteout directory %q passes through a symlink or file", ErrInvalidEntry, dir)
+		return -1, errNotBelow
 	}
 	return fd, err
 }
+
+// errNotBelow: a whiteout's directory is a symlink or a file (umoci writes
+// "x" as a file and then "x/.wh.y" when a layer replaced directory x), so
+// nothing of the lower layers is reachable there and the whiteout is
+// ignored. Following the symlink instead would delete something the
+// whiteout does not name.
+var errNotBelow = errors.New("whiteout directory is not a directory")
 
 // mkdirWhiteoutDir is openWhiteoutDir for an overlay upper directory,
 // where the directory may exist only in a lower layer and is created.
@@ -100,6 +110,9 @@ func (a *applier) mkdirWhiteoutDir(dir string) (int, error) {
 // overlayOpaque marks dir opaque in the upper directory.
 func (a *applier) overlayOpaque(dir string) error {
 	fd, err := a.mkdirWhiteoutDir(dir)
+	if errors.Is(err, errNotBelow) {
+		return nil
+	}
 	if err != nil {
 		return err
 	}
@@ -114,7 +127,7 @@ func (a *applier) overlayOpaque(dir string) error {
 // nativeOpaque deletes from dir everything this layer has not written.
 func (a *applier) nativeOpaque(dir string) error {
 	fd, err := a.openWhiteoutDir(dir)
-	if errors.Is(err, unix.ENOENT) {
+	if errors.Is(err, unix.ENOENT) || errors.Is(err, errNotBelow) {
 		return nil
 	}
 	if err != nil {
