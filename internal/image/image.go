@@ -325,3 +325,32 @@ func (b BytesFetcher) Fetch(ctx context.Context, desc ocispec.Descriptor) (io.Re
 	}
 	return io.NopCloser(bytes.NewReader(data)), nil
 }
+
+// Children lists the descriptors desc refers to: an index's manifests, a
+// manifest's config and layers; nothing for other blobs. Garbage
+// collection and export walk images with it.
+func Children(ctx context.Context, f Fetcher, desc ocispec.Descriptor) ([]ocispec.Descriptor, error) {
+	switch {
+	case IsIndex(desc.MediaType):
+		b, err := ReadAll(ctx, f, desc, MaxManifestSize)
+		if err != nil {
+			return nil, err
+		}
+		x, err := ParseIndex(b, desc.MediaType)
+		if err != nil {
+			return nil, fmt.Errorf("index %s: %w", desc.Digest, err)
+		}
+		return x.Manifests, nil
+	case IsManifest(desc.MediaType):
+		b, err := ReadAll(ctx, f, desc, MaxManifestSize)
+		if err != nil {
+			return nil, err
+		}
+		m, err := ParseManifest(b, desc.MediaType)
+		if err != nil {
+			return nil, fmt.Errorf("manifest %s: %w", desc.Digest, err)
+		}
+		return append([]ocispec.Descriptor{m.Config}, m.Layers...), nil
+	}
+	return nil, nil
+}

@@ -179,8 +179,8 @@ func TestPlatform(t *testing.T) {
 
 func TestDetectAndParse(t *testing.T) {
 	cases := map[string]string{
-		`{"schemaVersion":2,"manifests":[]}`:                               ocispec.MediaTypeImageIndex,
-		`{"schemaVersion":2,"config":{}}`:                                  ocispec.MediaTypeImageManifest,
+		`{"schemaVersion":2,"manifests":[]}`:                                ocispec.MediaTypeImageIndex,
+		`{"schemaVersion":2,"config":{}}`:                                   ocispec.MediaTypeImageManifest,
 		`{"schemaVersion":2,"mediaType":"` + MediaTypeDockerManifest + `"}`: MediaTypeDockerManifest,
 	}
 	for doc, want := range cases {
