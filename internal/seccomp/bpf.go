@@ -95,7 +95,7 @@ func (a *assembler) assemble() ([]unix.SockFilter, error) {
 		}
 		pos[n] = p
 		if p > maxInsns {
-			return nil, fmt.Errorf("filter needs %d instructions, the kernel allows %d", p, maxInsns)
+			return nil, invalidf("filter needs %d instructions, the kernel allows %d", p, maxInsns)
 		}
 		changed := false
 		for i, in := range a.insns {

@@ -327,3 +327,14 @@ func FuzzCompile(f *testing.F) {
 }
 
 var _ = fmt.Sprint
+
+func TestTooLarge(t *testing.T) {
+	s := &specs.LinuxSeccomp{DefaultAction: specs.ActAllow}
+	for i := range 3000 {
+		s.Syscalls = append(s.Syscalls, specs.LinuxSyscall{Names: []string{"getpid"}, Action: specs.ActErrno,
+			Args: []specs.LinuxSeccompArg{{Index: 0, Op: specs.OpEqualTo, Value: uint64(i)}}})
+	}
+	if _, err := Compile(s); !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "kernel allows 4096") {
+		t.Fatalf("err = %v", err)
+	}
+}
