@@ -38,26 +38,48 @@ func SetupConsole(slavePath string) error {
 		return fmt.Errorf("console: open %s: %w", p, err)
 	}
 	defer unix.Close(slave)
-	if err := isPtySlave(slave); err != nil {
+	if err := bindConsole(r, slave); err != nil {
 		return fmt.Errorf("console %s: %w", p, err)
+	}
+	return nil
+}
+
+// SetupConsoleFD is SetupConsole for a pty slave already open, such as the
+// fd ioctl(TIOCGPTPEER) returns: that very inode is bound onto /dev/console
+// and no path is looked up for it at all. Preferred when the caller has it.
+func SetupConsoleFD(slave int) error {
+	r, err := openRoot("/")
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	if err := bindConsole(r, slave); err != nil {
+		return fmt.Errorf("console: %w", err)
+	}
+	return nil
+}
+
+func bindConsole(r *root, slave int) error {
+	if err := isPtySlave(slave); err != nil {
+		return err
 	}
 	dev, err := r.mkdirAll("/dev")
 	if err != nil {
-		return fmt.Errorf("console: /dev: %w", err)
+		return fmt.Errorf("/dev: %w", err)
 	}
 	defer unix.Close(dev)
 	target, err := consoleTarget(dev)
 	if err != nil {
-		return fmt.Errorf("console: /dev/console: %w", err)
+		return fmt.Errorf("/dev/console: %w", err)
 	}
 	defer unix.Close(target)
 	tree, err := cloneFd(slave, false)
 	if err != nil {
-		return fmt.Errorf("console: open_tree %s: %w", p, err)
+		return fmt.Errorf("open_tree pty slave: %w", err)
 	}
 	defer unix.Close(tree)
 	if err := attach(tree, target); err != nil {
-		return fmt.Errorf("console: bind %s onto /dev/console: %w", p, err)
+		return fmt.Errorf("bind pty slave onto /dev/console: %w", err)
 	}
 	return r.verify(tree, "/dev/console")
 }

@@ -43,11 +43,12 @@ func TestMain(m *testing.M) {
 
 // childRequest is what the test asks the child to do.
 type childRequest struct {
-	Spec    *specs.Spec
-	Rootfs  string
-	NoPivot bool
-	Console bool // open a pty in the container and call SetupConsole
-	Sysctl  bool // call WriteSysctls
+	Spec      *specs.Spec
+	Rootfs    string
+	NoPivot   bool
+	Console   bool // open a pty in the container and call SetupConsole
+	ConsoleFD bool // the same with SetupConsoleFD and TIOCGPTPEER
+	Sysctl    bool // call WriteSysctls
 	// SharedHost runs the child under an intermediate process that has its
 	// own mount namespace with every mount made shared, as "/" is on a
 	// systemd host (this test host's mounts are private). The child's mounts
@@ -123,8 +124,8 @@ func childMain() {
 		}
 	}
 	step("pivot", func() error { return Pivot(req.Rootfs, req.NoPivot) })
-	if req.Console {
-		step("console", childConsole)
+	if req.Console || req.ConsoleFD {
+		step("console", func() error { return childConsole(req.ConsoleFD) })
 	}
 	if req.Sysctl {
 		step("sysctl", func() error { return WriteSysctls(req.Spec) })
@@ -243,7 +244,7 @@ func isMountPoint(p string) bool {
 
 // childConsole makes a pty the way init will (from the container's devpts
 // through /dev/ptmx) and binds its slave onto /dev/console.
-func childConsole() error {
+func childConsole(byFD bool) error {
 	master, err := unix.Open("/dev/pts/ptmx", unix.O_RDWR|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return fmt.Errorf("open ptmx: %w", err)
@@ -256,6 +257,14 @@ func childConsole() error {
 		return fmt.Errorf("ptsname: %w", err)
 	}
 	// The master stays open (leaked on purpose) until the child exits.
+	if byFD {
+		slave, err := unix.IoctlRetInt(master, unix.TIOCGPTPEER)
+		if err != nil {
+			return fmt.Errorf("TIOCGPTPEER: %w", err)
+		}
+		defer unix.Close(slave)
+		return SetupConsoleFD(slave)
+	}
 	return SetupConsole(fmt.Sprintf("/dev/pts/%d", n))
 }
 

@@ -219,8 +219,8 @@ func TestUserNamespace(t *testing.T) {
 	spec.Linux.Namespaces = append(spec.Linux.Namespaces, specs.LinuxNamespace{Type: specs.UserNamespace})
 	spec.Linux.Sysctl = map[string]string{"net.ipv4.ip_forward": "1"}
 	resp := runChild(t, childRequest{
-		Spec: spec, Rootfs: rootfs, UserNS: true, Sysctl: true, Console: true,
-		Stat:  []string{"/dev/null", "/dev/zero", "/dev/tty"},
+		Spec: spec, Rootfs: rootfs, UserNS: true, Sysctl: true, ConsoleFD: true,
+		Stat:  []string{"/dev/null", "/dev/zero", "/dev/tty", "/dev/console"},
 		Read:  []string{"/proc/keys", "/proc/sys/net/ipv4/ip_forward"},
 		Write: []string{"/dev/null", "/proc/sys/kernel/shmmax"},
 	})
@@ -234,6 +234,9 @@ func TestUserNamespace(t *testing.T) {
 		if m, ok := findMount(resp.Mountinfo, p); !ok || m.FSType != "devtmpfs" && m.FSType != "tmpfs" {
 			t.Errorf("%s: not bind-mounted from the host: %+v", p, m)
 		}
+	}
+	if st := resp.Stats["/dev/console"]; st.Type != "c" || st.Major < 136 || st.Major > 143 {
+		t.Errorf("/dev/console: %+v, want the pty slave", st)
 	}
 	for p, want := range map[string]string{"/proc/keys": "", "/proc/sys/net/ipv4/ip_forward": "1\n"} {
 		if got := resp.Reads[p]; got != want {
