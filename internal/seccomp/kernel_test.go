@@ -215,22 +215,31 @@ func childMain(name string) int {
 			s.Architectures = []specs.Arch{specs.ArchX86_64, specs.ArchX32}
 		}
 		done := make(chan unix.Errno, 1)
-		ready := make(chan struct{})
+		ready := make(chan int)
 		go func() {
 			// A thread of its own: KILL_THREAD ends only it.
 			runtime.LockOSThread()
 			loadInChild(s)
-			close(ready)
+			ready <- unix.Gettid()
 			_, _, e := unix.RawSyscall(x32SyscallBit|39, 0, 0, 0) // x32 getpid
 			done <- e
 		}()
-		<-ready
-		select {
-		case e := <-done:
-			fmt.Println("returned", int(e))
-		case <-time.After(time.Second):
-			fmt.Println("thread killed")
+		task := fmt.Sprintf("/proc/self/task/%d", <-ready)
+		deadline := time.Now().Add(10 * time.Second)
+		for time.Now().Before(deadline) {
+			select {
+			case e := <-done:
+				fmt.Println("returned", int(e))
+				return 0
+			default:
+			}
+			if _, err := os.Stat(task); errors.Is(err, os.ErrNotExist) {
+				fmt.Println("thread killed")
+				return 0
+			}
+			time.Sleep(time.Millisecond)
 		}
+		fmt.Println("timeout")
 		return 0
 	case "log":
 		loadInChild(&specs.LinuxSeccomp{DefaultAction: specs.ActAllow, Flags: []specs.LinuxSeccompFlag{
