@@ -388,3 +388,42 @@ func syncDir(dir string) error {
 	defer d.Close()
 	return d.Sync()
 }
+
+// PruneIngests removes interrupted ingests whose data has not changed for
+// olderThan and that no writer holds now; it returns how many went. A pull
+// killed for good leaves its partial data behind for a resume; this is how
+// that space comes back (hako image prune).
+func (s *Local) PruneIngests(ctx context.Context, olderThan time.Duration) (int, error) {
+	ents, err := os.ReadDir(filepath.Join(s.dir, "ingest"))
+	if err != nil {
+		return 0, fmt.Errorf("prune ingests: %w", err)
+	}
+	cutoff := time.Now().Add(-olderThan)
+	n := 0
+	for _, e := range ents {
+		if err := ctx.Err(); err != nil {
+			return n, err
+		}
+		dir := filepath.Join(s.dir, "ingest", e.Name())
+		if fi, err := os.Stat(filepath.Join(dir, "data")); err == nil && fi.ModTime().After(cutoff) {
+			continue
+		}
+		// Take the lock without waiting: a held ingest is in use.
+		f, err := os.OpenFile(filepath.Join(dir, "lock"), os.O_RDWR|unix.O_CLOEXEC, 0)
+		if errors.Is(err, fs.ErrNotExist) {
+			os.Remove(filepath.Join(dir, "data"))
+			os.Remove(dir)
+			continue
+		}
+		if err != nil {
+			return n, fmt.Errorf("prune ingests: %w", err)
+		}
+		if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+			f.Close()
+			continue
+		}
+		unlockIngest(f, dir, true)
+		n++
+	}
+	return n, nil
+}

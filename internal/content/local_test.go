@@ -135,3 +135,45 @@ func TestKilledWriter(t *testing.T) {
 		t.Fatalf("blob file mode: %v %v", fi, err)
 	}
 }
+
+func TestPruneIngests(t *testing.T) {
+	ctx := context.Background()
+	s, err := content.NewLocal(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := killBlob()
+	d := ocispec.Descriptor{Digest: digest.FromBytes(b), Size: int64(len(b))}
+	w, err := s.Writer(ctx, d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Write(b[:1000])
+	w.Close()
+
+	held := ocispec.Descriptor{Digest: digest.FromString("held"), Size: 4}
+	hw, err := s.Writer(ctx, held)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hw.Write([]byte("he"))
+	defer hw.Close()
+
+	if n, err := s.PruneIngests(ctx, time.Hour); err != nil || n != 0 {
+		t.Fatalf("prune of fresh ingests: %d, %v", n, err)
+	}
+	if n, err := s.PruneIngests(ctx, 0); err != nil || n != 1 {
+		t.Fatalf("prune: removed %d, %v; want only the abandoned one", n, err)
+	}
+	w, err = s.Writer(ctx, d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	if w.Offset() != 0 {
+		t.Fatalf("pruned ingest still resumes at %d", w.Offset())
+	}
+	if hw.Offset() != 2 {
+		t.Fatal("held writer disturbed")
+	}
+}

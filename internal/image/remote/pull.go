@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"time"
 
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
@@ -50,7 +51,15 @@ type PullOptions struct {
 	// Progress, if set, is called as blobs advance; calls are serialised,
 	// so it needs no locking of its own, and must not block for long.
 	Progress func(Progress)
+	// StallTimeout, if positive, abandons a blob stream that delivers no
+	// byte for that long and resumes it with a new request (within the
+	// client's retry budget), like the kubelet's image pull progress
+	// deadline; a stuck connection otherwise hangs a pull for ever.
+	StallTimeout time.Duration
 }
+
+// ErrStalled is the cause of a blob stream abandoned by StallTimeout.
+var ErrStalled = errors.New("no progress")
 
 // Pull fetches the image ref names into the store: manifests (the index, if
 // any, and the manifest for the platform), config and layers, every blob
@@ -112,7 +121,7 @@ func (c *Client) Pull(ctx context.Context, ref image.Reference, opts PullOptions
 		break
 	}
 
-	p := &progress{fn: opts.Progress}
+	p := &progress{fn: opts.Progress, stall: opts.StallTimeout}
 	// The config first: it is small, and it must agree with the manifest on
 	// the number of layers (image-spec config.md, rootfs.diff_ids).
 	if manifest.Config.Size > image.MaxConfigSize {
@@ -222,7 +231,21 @@ func (c *Client) fetchBlob(ctx context.Context, repo *Repository, store content.
 	return nil
 }
 
-func (c *Client) copyBlob(ctx context.Context, repo *Repository, w content.Writer, desc ocispec.Descriptor, p *progress) error {
+func (c *Client) copyBlob(parent context.Context, repo *Repository, w content.Writer, desc ocispec.Descriptor, p *progress) (err error) {
+	ctx := parent
+	if p.stall > 0 {
+		var cancel context.CancelCauseFunc
+		ctx, cancel = context.WithCancelCause(parent)
+		defer cancel(nil)
+		watchdog := time.AfterFunc(p.stall, func() { cancel(ErrStalled) })
+		defer watchdog.Stop()
+		defer func() {
+			if err != nil && parent.Err() == nil && errors.Is(context.Cause(ctx), ErrStalled) {
+				err = fmt.Errorf("blob %s: %w for %s at byte %d", desc.Digest, ErrStalled, p.stall, w.Offset())
+			}
+		}()
+		w = &stallWriter{Writer: w, watchdog: watchdog, stall: p.stall}
+	}
 	rc, start, err := repo.FetchBlob(ctx, desc, w.Offset())
 	if err != nil {
 		return err
@@ -254,9 +277,22 @@ func (c *Client) copyBlob(ctx context.Context, repo *Repository, w content.Write
 	}
 }
 
+// stallWriter rearms the stall watchdog whenever bytes arrive.
+type stallWriter struct {
+	content.Writer
+	watchdog *time.Timer
+	stall    time.Duration
+}
+
+func (s *stallWriter) Write(b []byte) (int, error) {
+	s.watchdog.Reset(s.stall)
+	return s.Writer.Write(b)
+}
+
 type progress struct {
-	mu sync.Mutex
-	fn func(Progress)
+	mu    sync.Mutex
+	fn    func(Progress)
+	stall time.Duration
 }
 
 func (p *progress) report(pr Progress) {

@@ -689,3 +689,68 @@ func TestPullResumesAfterCancel(t *testing.T) {
 		t.Fatalf("Range headers %q: the second pull did not resume", ranges)
 	}
 }
+
+// TestPullStallTimeout: a layer stream that stops delivering is abandoned
+// after StallTimeout and resumed; one that never recovers fails with
+// ErrStalled instead of hanging.
+func TestPullStallTimeout(t *testing.T) {
+	big := make([]byte, 1<<20)
+	for i := range big {
+		big[i] = byte(i*17 + i/333)
+	}
+	img := testenv.BuildImage(t, amd64, testenv.TestLayer{"big": string(big)})
+	layer := img.Layers[0]
+	f := &fakeRegistry{blobs: img.Blobs, manifests: manifestsOf(img)}
+	var stalls atomic.Int32
+	stalls.Store(1)
+	var ranges []string
+	var mu sync.Mutex
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasSuffix(r.URL.Path, "/blobs/"+layer.Digest.String()) {
+			mu.Lock()
+			ranges = append(ranges, r.Header.Get("Range"))
+			mu.Unlock()
+			b := img.Blobs[layer.Digest]
+			off := 0
+			if rg := r.Header.Get("Range"); rg != "" {
+				fmt.Sscanf(rg, "bytes=%d-", &off)
+				w.Header().Set("Content-Range", fmt.Sprintf("bytes %d-%d/%d", off, len(b)-1, len(b)))
+				w.Header().Set("Content-Length", fmt.Sprint(len(b)-off))
+				w.WriteHeader(http.StatusPartialContent)
+			} else {
+				w.Header().Set("Content-Length", fmt.Sprint(len(b)))
+			}
+			if stalls.Add(-1) >= 0 {
+				w.Write(b[off : off+(len(b)-off)/3])
+				w.(http.Flusher).Flush()
+				<-r.Context().Done() // hang until the client gives up
+				return
+			}
+			w.Write(b[off:])
+			return
+		}
+		f.ServeHTTP(w, r)
+	}))
+	defer srv.Close()
+	host := strings.TrimPrefix(srv.URL, "http://")
+	c := newClient(t, "", nil)
+	s := newStore(t)
+	start := time.Now()
+	if _, err := c.Pull(context.Background(), ref(t, host+"/x/y:v1"), remote.PullOptions{Store: s, StallTimeout: 200 * time.Millisecond}); err != nil {
+		t.Fatal(err)
+	}
+	assertStored(t, s, img)
+	if len(ranges) != 2 || ranges[1] == "" {
+		t.Fatalf("Range headers %q: the stalled stream was not resumed", ranges)
+	}
+	if time.Since(start) > 5*time.Second {
+		t.Fatalf("stall detection took %v", time.Since(start))
+	}
+
+	stalls.Store(100)
+	_, err := c.Pull(context.Background(), ref(t, host+"/x/y:v1"), remote.PullOptions{Store: newStore(t), StallTimeout: 100 * time.Millisecond})
+	if !errors.Is(err, remote.ErrStalled) {
+		t.Fatalf("pull from a registry that always stalls: %v, want ErrStalled", err)
+	}
+	t.Log(err)
+}
