@@ -62,8 +62,12 @@ type cgroupLine struct {
 	path        string
 }
 
+// readProcCgroup reads the calling thread's cgroups: a cgroup namespace that
+// init unshared on its locked thread is only visible there, not through
+// /proc/self (the thread-group leader). Before pivot_root this is the host's
+// /proc, which is trusted.
 func readProcCgroup() ([]cgroupLine, error) {
-	data, err := os.ReadFile("/proc/self/cgroup")
+	data, err := os.ReadFile("/proc/thread-self/cgroup")
 	if err != nil {
 		return nil, err
 	}
@@ -82,7 +86,7 @@ func readProcCgroup() ([]cgroupLine, error) {
 func (p *preparer) cgroupV1(dest string, o mountOpts, cgroupNS bool) error {
 	lines, err := readProcCgroup()
 	if err != nil {
-		return fmt.Errorf("read /proc/self/cgroup: %w", err)
+		return fmt.Errorf("read /proc/thread-self/cgroup: %w", err)
 	}
 	mounts, err := p.mountTable()
 	if err != nil {
