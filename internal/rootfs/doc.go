@@ -5,7 +5,7 @@
 //
 //	Prepare(spec, rootfs)   before pivot_root: propagation, rootfs bind, mounts, devices
 //	Pivot(rootfs, noPivot)  pivot_root(".", ".") or MS_MOVE + chroot
-//	SetupConsole(slave)     when process.terminal is set
+//	SetupConsoleFD(slave)   when process.terminal is set (or SetupConsole(path))
 //	WriteSysctls(spec)      linux.sysctl
 //	Finish(spec)            readonlyPaths, maskedPaths, root.readonly, propagation
 //
@@ -15,9 +15,14 @@
 // symlink pointing out of it, and (with shared volumes) may change while we
 // work. So no container path is ever handed to mount(2). Each destination is
 // resolved with openat2(RESOLVE_IN_ROOT|RESOLVE_NO_MAGICLINKS) relative to an
-// fd on the root (missing directories created by pathrs-lite's
-// MkdirAllHandle, one component at a time), giving an O_PATH fd on the
-// target; the mount is prepared detached and attached to that fd.
+// fd on the root (missing directories are made one component at a time with
+// mkdirat on held fds and re-opened with RESOLVE_NO_SYMLINKS|RESOLVE_NO_XDEV),
+// giving an O_PATH fd on the target; the mount is prepared detached and
+// attached to that fd. Destinations that resolve onto procfs are refused
+// (except lxcfs-style files), and only a procfs may sit at /proc.
+//
+// Writes to /proc (sysctls) go through a private procfs instance obtained
+// with pathrs-lite's procfs package, never through the container's /proc.
 //
 // # Why the new mount API
 //
