@@ -23,6 +23,8 @@ func TestDefaultSpec(t *testing.T) {
 	spec.Linux.Devices = []specs.LinuxDevice{
 		{Path: "/dev/fuse", Type: "c", Major: 10, Minor: 229, FileMode: &fuseMode, UID: &uid, GID: &gid},
 		{Path: "/dev/net/tun", Type: "c", Major: 10, Minor: 200},
+		{Path: "/dev/fifo", Type: "p", FileMode: &fuseMode},
+		{Path: "/dev/loop200", Type: "b", Major: 7, Minor: 200},
 	}
 	spec.Linux.Sysctl = map[string]string{
 		"net.ipv4.ip_forward": "1",
@@ -49,7 +51,7 @@ func TestDefaultSpec(t *testing.T) {
 			"/etc/passwd", "/proc/sys/net/ipv4/ip_forward", "/proc/sys/kernel/shmmni"},
 		Write:   []string{"/proc/sys/kernel/shmmax", "/proc/sys/net/ipv4/ip_forward", "/mnt/ro/data", "/mnt/file", "/mnt/rw/data"},
 		Create:  []string{"/newfile", "/tmp/newfile", "/dev/shm/x", "/etc/x", "/sys/fs/cgroup/x"},
-		Stat:    []string{"/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom", "/dev/tty", "/dev/fuse", "/dev/net/tun", "/dev/fd", "/dev/stdin", "/dev/stdout", "/dev/stderr", "/dev/core", "/dev/ptmx", "/dev/console", "/sys/fs/cgroup/cpu"},
+		Stat:    []string{"/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom", "/dev/tty", "/dev/fuse", "/dev/net/tun", "/dev/fifo", "/dev/loop200", "/dev/fd", "/dev/stdin", "/dev/stdout", "/dev/stderr", "/dev/core", "/dev/ptmx", "/dev/console", "/sys/fs/cgroup/cpu"},
 		ReadDir: []string{"/sys/firmware", "/sys/fs/cgroup", "/proc/acpi"},
 	})
 	if resp.Stage != "" {
@@ -125,6 +127,12 @@ func TestDefaultSpec(t *testing.T) {
 		if st.Type != "c" || st.Major != want[0] || st.Minor != want[1] || st.Perm != want[2] {
 			t.Errorf("%s: %+v, want char %d:%d mode %#o", p, st, want[0], want[1], want[2])
 		}
+	}
+	if st := resp.Stats["/dev/fifo"]; st.Type != "p" || st.Perm != 0o600 {
+		t.Errorf("/dev/fifo: %+v, want a fifo with mode 0600", st)
+	}
+	if st := resp.Stats["/dev/loop200"]; st.Type != "b" || st.Major != 7 || st.Minor != 200 || st.Perm != 0o666 {
+		t.Errorf("/dev/loop200: %+v, want block 7:200 mode 0666", st)
 	}
 	if st := resp.Stats["/dev/fuse"]; st.UID != 1000 || st.GID != 1000 {
 		t.Errorf("/dev/fuse owner %d:%d, want 1000:1000", st.UID, st.GID)
