@@ -44,6 +44,8 @@ type applier struct {
 	// dirs whose times are set last, after their content is written.
 	dirs []dirTime
 	buf  []byte
+	// lowers are O_PATH fds of Options.Lowers (overlay mode only).
+	lowers []int
 }
 
 type dirTime struct {
@@ -51,22 +53,38 @@ type dirTime struct {
 	ts   []unix.Timespec
 }
 
-func newApplier(root string, mode WhiteoutMode) (*applier, error) {
+func newApplier(root string, opts Options) (*applier, error) {
 	fd, err := openRoot(root)
 	if err != nil {
 		return nil, err
 	}
-	return &applier{
+	a := &applier{
 		rootFd:    fd,
 		root:      os.NewFile(uintptr(fd), root),
-		mode:      mode,
+		mode:      opts.Whiteouts,
 		touched:   map[string]struct{}{"": {}},
 		whitedOut: map[string]struct{}{},
 		buf:       make([]byte, 1<<17),
-	}, nil
+	}
+	if opts.Whiteouts == WhiteoutOverlay {
+		for _, l := range opts.Lowers {
+			lfd, err := openRoot(l)
+			if err != nil {
+				a.close()
+				return nil, err
+			}
+			a.lowers = append(a.lowers, lfd)
+		}
+	}
+	return a, nil
 }
 
-func (a *applier) close() { _ = a.root.Close() }
+func (a *applier) close() {
+	_ = a.root.Close()
+	for _, fd := range a.lowers {
+		unix.Close(fd)
+	}
+}
 
 // cleanName turns an archive path into a clean relative name ("" is the
 // root itself), refusing anything that could point outside the root.
@@ -293,13 +311,77 @@ func (a *applier) mkdirParent(dir string) (int, error) {
 	if err != nil || rel == ".." || strings.HasPrefix(rel, "../") {
 		return -1, fmt.Errorf("%w: %q resolves outside the root", ErrInvalidEntry, dir)
 	}
+	a.touch(dir)
+	return a.mkdirAll(rel)
+}
+
+// mkdirAll creates the missing directories of rel, a path without
+// symlinks, and returns an O_PATH fd of rel. In overlay mode a directory
+// created here only implicitly takes owner, mode and times from the
+// topmost lower layer that has it: in the upper dir it would otherwise
+// replace the lower directory's attributes with 0755 root:root.
+func (a *applier) mkdirAll(rel string) (int, error) {
+	var missing []string
+	if len(a.lowers) > 0 {
+		for p := rel; p != "." && p != ""; p = path.Dir(p) {
+			var st unix.Stat_t
+			if err := unix.Fstatat(a.rootFd, p, &st, unix.AT_SYMLINK_NOFOLLOW); errors.Is(err, unix.ENOENT) {
+				missing = append(missing, p)
+			}
+		}
+	}
 	f, err := pathrs.MkdirAllHandle(a.root, rel, 0o755)
 	if err != nil {
 		return -1, err
 	}
-	a.touch(dir)
 	a.touch(rel)
+	for _, p := range missing {
+		if err := a.inheritDir(p); err != nil {
+			f.Close()
+			return -1, fmt.Errorf("copy attributes of %s from lower layers: %w", p, err)
+		}
+	}
 	return dupClose(f)
+}
+
+// inheritDir copies owner, mode and times of directory name from the
+// topmost lower that has name; a lower holding a non-directory there
+// hides everything below it, so the search stops.
+func (a *applier) inheritDir(name string) error {
+	for _, lower := range a.lowers {
+		how := unix.OpenHow{
+			Flags:   unix.O_PATH | unix.O_CLOEXEC | unix.O_NOFOLLOW,
+			Resolve: unix.RESOLVE_BENEATH | unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_NO_MAGICLINKS | unix.RESOLVE_NO_XDEV,
+		}
+		fd, err := unix.Openat2(lower, name, &how)
+		if errors.Is(err, unix.ENOENT) {
+			continue
+		}
+		if errors.Is(err, unix.ELOOP) || errors.Is(err, unix.ENOTDIR) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		var st unix.Stat_t
+		err = unix.Fstat(fd, &st)
+		unix.Close(fd)
+		if err != nil {
+			return err
+		}
+		if st.Mode&unix.S_IFMT != unix.S_IFDIR {
+			return nil
+		}
+		if err := unix.Fchownat(a.rootFd, name, int(st.Uid), int(st.Gid), unix.AT_SYMLINK_NOFOLLOW); err != nil {
+			return err
+		}
+		if err := chmodAt(a.rootFd, name, st.Mode&0o7777); err != nil {
+			return err
+		}
+		a.dirs = append(a.dirs, dirTime{name: name, ts: []unix.Timespec{st.Atim, st.Mtim}})
+		return nil
+	}
+	return nil
 }
 
 func dupClose(f *os.File) (int, error) {

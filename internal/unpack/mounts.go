@@ -32,6 +32,10 @@ func ApplyMounts(ctx context.Context, mounts []mount.Mount, r io.Reader, opts Op
 		case m.Type == "overlay" && m.Target == "":
 			if upper := overlayOption(m, "upperdir"); upper != "" {
 				opts.Whiteouts = WhiteoutOverlay
+				opts.Lowers = nil
+				if l := overlayOption(m, "lowerdir"); l != "" {
+					opts.Lowers = strings.Split(l, ":")
+				}
 				return Apply(ctx, upper, r, opts)
 			}
 		}

@@ -63,6 +63,11 @@ type Options struct {
 	MaxSize int64
 	// MaxEntries is the limit on tar entries; 0 means DefaultMaxEntries.
 	MaxEntries int
+	// Lowers are, in overlay mode, the snapshot's lower directories,
+	// topmost first (the overlayfs lowerdir order). A directory the layer
+	// creates only implicitly, as the parent of an entry, copies owner,
+	// mode and times from the topmost lower that has it.
+	Lowers []string
 }
 
 // Errors classifying why Apply failed; test with errors.Is.
@@ -118,7 +123,7 @@ func Apply(ctx context.Context, root string, r io.Reader, opts Options) (digest.
 	defer closeDec()
 
 	m := &meter{r: dec, h: sha256.New(), max: opts.MaxSize}
-	a, err := newApplier(root, opts.Whiteouts)
+	a, err := newApplier(root, opts)
 	if err != nil {
 		return "", 0, err
 	}

@@ -6,7 +6,6 @@ import (
 	"path"
 	"strings"
 
-	pathrs "github.com/cyphar/filepath-securejoin/pathrs-lite"
 	"golang.org/x/sys/unix"
 )
 
@@ -98,12 +97,11 @@ func (a *applier) mkdirWhiteoutDir(dir string) (int, error) {
 	if !errors.Is(err, unix.ENOENT) {
 		return fd, err
 	}
-	f, err := pathrs.MkdirAllHandle(a.root, dir, 0o755)
+	fd, err = a.mkdirAll(dir)
 	if err != nil {
 		return -1, fmt.Errorf("create %s: %w", dir, err)
 	}
-	f.Close()
-	a.touch(dir)
+	unix.Close(fd)
 	return a.openWhiteoutDir(dir)
 }
 

@@ -189,7 +189,14 @@ func testLayerChain(t *testing.T, ctx context.Context, root string, newFn New) {
 	suid.mode = 0o4755
 	owned := f("home/u/rc", "rc")
 	owned.uid, owned.gid, owned.mode = 1000, 100, 0o600
+	srv := d("srv/")
+	srv.mode, srv.uid, srv.gid = 0o750, 7, 8
+	varLib := d("var/lib/")
+	varLib.mode, varLib.uid, varLib.gid = 0o700, 5, 5
+	varDir := d("var/")
+	varDir.mode = 0o711
 	applyLayer(t, ctx, s, "l1", "", layerTar(
+		srv, varDir, varLib, f("var/lib/x", "x"),
 		d("bin/"), f("bin/busybox", "bb"), sl("bin/sh", "busybox"), hl("bin/ls", "bin/busybox"), suid,
 		d("etc/"), f("etc/passwd", "root"), f("etc/gone", "x"), d("etc/gonedir/"), f("etc/gonedir/x", "x"),
 		d("home/"), d("home/u/"), owned,
@@ -205,6 +212,9 @@ func testLayerChain(t *testing.T, ctx context.Context, root string, newFn New) {
 		d("etc/"), d("etc/gone/"), f("etc/gone/again", "4"), // a file whited out below, a dir now
 		d("etc/gonedir/"), // recreated empty: l1's x must stay hidden
 		f("o/new2", "5"),
+		// Entries below directories the layer does not list: the lower
+		// directories' attributes must show through.
+		f("srv/new", "6"), wh("var/lib", "x"),
 	))
 
 	want := map[string]string{
@@ -214,6 +224,8 @@ func testLayerChain(t *testing.T, ctx context.Context, root string, newFn New) {
 		"etc/gonedir": "dir", "etc/gonedir/x": "-",
 		"o/old": "-", "o/sub": "-", "o/new": "file:3", "o/new2": "file:5",
 		"l2": "-",
+		"srv": "dir mode=0750 owner=7:8", "srv/new": "file:6",
+		"var": "dir mode=0711 owner=0:0", "var/lib": "dir mode=0700 owner=5:5", "var/lib/x": "-",
 	}
 	ms, err := s.View(ctx, "view-l3", "l3")
 	if err != nil {
