@@ -32,12 +32,13 @@ func Main(ctx context.Context, args []string) int {
 	if errors.As(err, &ee) {
 		return ee.code
 	}
-	// One line, as runc prints it, to stderr and to --log.
+	// One line on stderr; with --log also a record in the log file, where
+	// containerd looks for it (--log-format json).
 	msg := err.Error()
-	slog.Error(msg)
 	if !logToStderr {
-		fmt.Fprintln(os.Stderr, "hako: "+msg)
+		slog.Error(msg)
 	}
+	fmt.Fprintln(os.Stderr, "hako: "+msg)
 	return 1
 }
 

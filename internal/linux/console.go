@@ -2,7 +2,6 @@ package linux
 
 import (
 	"fmt"
-	"strconv"
 
 	"github.com/hako-runtime/hako/internal/rootfs"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -10,7 +9,7 @@ import (
 )
 
 // setupConsole allocates a pty in the container's devpts, binds the slave
-// onto /dev/console (create only), makes it our controlling terminal and
+// onto /dev/console (create only, by fd: no path lookup), makes it our controlling terminal and
 // stdio, and sends the master over the console socket as runc does (one
 // SCM_RIGHTS message whose payload is the master's name).
 func setupConsole(consoleFD int, size *specs.Box, bindConsole bool) error {
@@ -25,11 +24,6 @@ func setupConsole(consoleFD int, size *specs.Box, bindConsole bool) error {
 	if err := unix.IoctlSetPointerInt(master, unix.TIOCSPTLCK, 0); err != nil {
 		return fmt.Errorf("unlock pty: %w", err)
 	}
-	n, err := unix.IoctlGetUint32(master, unix.TIOCGPTN)
-	if err != nil {
-		return fmt.Errorf("get pty number: %w", err)
-	}
-	slavePath := "/dev/pts/" + strconv.FormatUint(uint64(n), 10)
 	// TIOCGPTPEER opens the slave through the master, so no path lookup in
 	// the container can hand us something else.
 	slave, err := unix.IoctlRetInt(master, unix.TIOCGPTPEER)
@@ -47,7 +41,7 @@ func setupConsole(consoleFD int, size *specs.Box, bindConsole bool) error {
 		}
 	}
 	if bindConsole {
-		if err := rootfs.SetupConsole(slavePath); err != nil {
+		if err := rootfs.SetupConsoleFD(slave); err != nil {
 			return fmt.Errorf("bind /dev/console: %w", err)
 		}
 	}

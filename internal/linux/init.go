@@ -99,8 +99,10 @@ func createContainer(conn *sync.Conn, b *sync.Bootstrap) error {
 		}
 	}
 	// 2. The root filesystem and every mount, before pivot_root.
-	if err := step("prepare rootfs", rootfs.Prepare(s, b.Rootfs)); err != nil {
-		return err
+	if !b.NoMountNS {
+		if err := step("prepare rootfs", rootfs.Prepare(s, b.Rootfs)); err != nil {
+			return err
+		}
 	}
 	// 3. prestart and createRuntime hooks run in the runtime namespace: the
 	//    parent runs them while we wait.
@@ -114,12 +116,17 @@ func createContainer(conn *sync.Conn, b *sync.Bootstrap) error {
 	}
 	// 4. createContainer hooks: container namespaces, before pivot_root.
 	if s.Hooks != nil && len(s.Hooks.CreateContainer) > 0 {
-		if err := hooks.Run(context.Background(), "createContainer", s.Hooks.CreateContainer, state(b, specs.StateCreating)); err != nil {
+		if err := hooks.Run(context.Background(), "createContainer", s.Hooks.CreateContainer, state(b, specs.StateCreated)); err != nil {
 			return err
 		}
 	}
-	// 5. Switch root.
-	if err := step("pivot root", rootfs.Pivot(b.Rootfs, b.NoPivot)); err != nil {
+	// 5. Switch root. Without a mount namespace of its own the container
+	//    must not change the host's mounts: chroot is all there is.
+	if b.NoMountNS {
+		if err := step("chroot", chroot(b.Rootfs)); err != nil {
+			return err
+		}
+	} else if err := step("pivot root", rootfs.Pivot(b.Rootfs, b.NoPivot)); err != nil {
 		return err
 	}
 	// 6. The console, before masking: /dev/console is bound to our pty.
@@ -132,21 +139,27 @@ func createContainer(conn *sync.Conn, b *sync.Bootstrap) error {
 	if err := step("write sysctls", rootfs.WriteSysctls(s)); err != nil {
 		return err
 	}
-	if err := step("finish rootfs", rootfs.Finish(s)); err != nil {
-		return err
+	if !b.NoMountNS {
+		if err := step("finish rootfs", rootfs.Finish(s)); err != nil {
+			return err
+		}
 	}
 	if err := step("set hostname", setHostname(s)); err != nil {
 		return err
 	}
 	// 8. Process attributes that need privilege: rlimits, oom_score_adj.
-	w, err := prepareProcess(s.Process)
-	if err != nil {
-		return err
-	}
-	warnings = append(warnings, w...)
-	path, err := lookPath(s.Process)
-	if err != nil {
-		return step("find executable", err)
+	//    A container may be created without a process (runtime.md: start
+	//    then fails); init then only holds the namespaces.
+	var path string
+	if s.Process != nil {
+		w, err := prepareProcess(s.Process)
+		if err != nil {
+			return err
+		}
+		warnings = append(warnings, w...)
+		if path, err = lookPath(s.Process); err != nil {
+			return step("find executable", err)
+		}
 	}
 	// 9. Tell the parent we are created; it records state and exits.
 	if err := conn.Send(&sync.Message{Type: sync.TypeReady, Warnings: warnings}); err != nil {
@@ -158,6 +171,9 @@ func createContainer(conn *sync.Conn, b *sync.Bootstrap) error {
 		if err := step("wait for start", waitStart(b.FifoFD)); err != nil {
 			return err
 		}
+	}
+	if s.Process == nil {
+		return fmt.Errorf("start: process is not set in config.json")
 	}
 	// 11. startContainer hooks: container namespace, after start.
 	if s.Hooks != nil && len(s.Hooks.StartContainer) > 0 {
@@ -190,6 +206,13 @@ func execProcess(conn *sync.Conn, b *sync.Bootstrap) error {
 		return err
 	}
 	return finalizeAndExec(s, path, b)
+}
+
+func chroot(dir string) error {
+	if err := unix.Chroot(dir); err != nil {
+		return err
+	}
+	return unix.Chdir("/")
 }
 
 func setHostname(s *specs.Spec) error {

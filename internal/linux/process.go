@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"unsafe"
 
 	"github.com/hako-runtime/hako/internal/caps"
@@ -37,8 +38,11 @@ func prepareProcess(p *specs.Process) ([]string, error) {
 		if !ok {
 			return nil, fmt.Errorf("set rlimit: unknown type %q", rl.Type)
 		}
-		lim := unix.Rlimit{Cur: rl.Soft, Max: rl.Hard}
-		if err := unix.Prlimit(0, res, &lim, nil); err != nil {
+		// syscall.Setrlimit, not prlimit: for RLIMIT_NOFILE it also tells
+		// Go not to restore the soft limit it raised at start-up when we
+		// execve (syscall/rlimit.go).
+		lim := syscall.Rlimit{Cur: rl.Soft, Max: rl.Hard}
+		if err := syscall.Setrlimit(res, &lim); err != nil {
 			return nil, fmt.Errorf("set rlimit %s soft %d hard %d: %w", rl.Type, rl.Soft, rl.Hard, err)
 		}
 	}

@@ -61,8 +61,8 @@ func (r *Runtime) Create(ctx context.Context, id string, o CreateOpts) (_ *Creat
 	if err != nil {
 		return nil, err
 	}
-	if s.Process == nil {
-		return nil, fmt.Errorf("config.json: process is required to create a container")
+	if s.Process == nil && o.StartNow {
+		return nil, fmt.Errorf("config.json: process is required to run a container")
 	}
 	if s.Linux == nil {
 		return nil, fmt.Errorf("config.json: linux section is required")
@@ -74,7 +74,8 @@ func (r *Runtime) Create(ctx context.Context, id string, o CreateOpts) (_ *Creat
 	if fi, err := os.Stat(rootfs); err != nil || !fi.IsDir() {
 		return nil, fmt.Errorf("root.path %s: not a directory", rootfs)
 	}
-	if s.Process.Terminal && o.ConsoleSocket == "" && !o.AllocateConsole {
+	terminal := s.Process != nil && s.Process.Terminal
+	if terminal && o.ConsoleSocket == "" && !o.AllocateConsole {
 		return nil, fmt.Errorf("process.terminal is true but no --console-socket was given")
 	}
 	plan, err := planNamespaces(s.Linux.Namespaces)
@@ -132,6 +133,7 @@ func (r *Runtime) Create(ctx context.Context, id string, o CreateOpts) (_ *Creat
 		return nil, fmt.Errorf("open cgroup: %w", err)
 	} else if ok {
 		sys.UseCgroupFD, sys.CgroupFD = true, fd
+		defer unix.Close(fd)
 	}
 
 	// Extra files for init, in order: fifo, console.
@@ -140,6 +142,7 @@ func (r *Runtime) Create(ctx context.Context, id string, o CreateOpts) (_ *Creat
 		Mode: "create", ID: id, Bundle: bundle, Rootfs: rootfs, Spec: s,
 		NoPivot: o.NoPivot, PreserveFD: o.PreserveFDs,
 		TimeNS: plan.newTimeNS, NewCgroupNS: plan.newCgroupNS,
+		NoMountNS: !hasNamespace(s, specs.MountNamespace),
 	}
 	if !o.StartNow {
 		fifo, err := makeFifo(filepath.Join(dir, "exec.fifo"))
@@ -150,7 +153,7 @@ func (r *Runtime) Create(ctx context.Context, id string, o CreateOpts) (_ *Creat
 		extra = append(extra, fifo)
 	}
 	var con *consoleReceiver
-	if s.Process.Terminal {
+	if terminal {
 		sock, recv, err := consoleSocket(o.ConsoleSocket)
 		if err != nil {
 			return nil, err
@@ -174,7 +177,7 @@ func (r *Runtime) Create(ctx context.Context, id string, o CreateOpts) (_ *Creat
 	}
 	ch, err := spawn(spawnOpts{
 		stdio: stdio, preserveFDs: o.PreserveFDs, extra: extra,
-		join: plan.join, unshare: plan.unshareFlags, pidNS: plan.pidNS, sys: sys,
+		join: plan.join, unshare: plan.unshareFlags, pidNS: plan.pidNS, sys: sys, dir: bundle,
 	})
 	if err != nil {
 		return nil, err
@@ -186,7 +189,7 @@ func (r *Runtime) Create(ctx context.Context, id string, o CreateOpts) (_ *Creat
 		boot.FifoFD = ch.extraFD[i]
 		i++
 	}
-	if s.Process.Terminal {
+	if terminal {
 		boot.ConsoleFD = ch.extraFD[i]
 		i++
 	}
@@ -205,7 +208,9 @@ func (r *Runtime) Create(ctx context.Context, id string, o CreateOpts) (_ *Creat
 	if err := ch.conn.Send(&sync.Message{Type: sync.TypeBootstrap, Bootstrap: boot}); err != nil {
 		return nil, initError(ch, err)
 	}
-	st := &specs.State{Version: specs.Version, ID: id, Status: StatusCreating, Pid: pid, Bundle: bundle, Annotations: s.Annotations}
+	// Hooks run after the environment exists: status "created"
+	// (runtime.md "State" and "Lifecycle" step 2).
+	st := &specs.State{Version: specs.Version, ID: id, Status: StatusCreated, Pid: pid, Bundle: bundle, Annotations: s.Annotations}
 	for {
 		m, err := ch.conn.Recv()
 		if err != nil {
@@ -242,6 +247,7 @@ func (r *Runtime) Create(ctx context.Context, id string, o CreateOpts) (_ *Creat
 		Bundle: bundle, Rootfs: rootfs, Created: time.Now().UTC(),
 		Owner: owner(), Annotations: s.Annotations, Cgroup: cg.State(),
 		SharedPidNS: !hasNamespace(s, specs.PIDNamespace),
+		NoProcess:   s.Process == nil,
 	}}
 	if s.Hooks != nil && (len(s.Hooks.Poststart) > 0 || len(s.Hooks.Poststop) > 0) {
 		c.rec.Hooks = &specs.Hooks{Poststart: s.Hooks.Poststart, Poststop: s.Hooks.Poststop}

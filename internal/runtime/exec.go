@@ -95,6 +95,7 @@ func (c *Container) Exec(ctx context.Context, o ExecOpts) (_ *Execed, err error)
 		return nil, fmt.Errorf("open cgroup: %w", err)
 	} else if ok {
 		sys.UseCgroupFD, sys.CgroupFD = true, fd
+		defer unix.Close(fd)
 	}
 	var extra []*os.File
 	var con *consoleReceiver

@@ -26,6 +26,13 @@ func (c *Container) Start(ctx context.Context) error {
 	if st := c.Status(); st != StatusCreated {
 		return fmt.Errorf("cannot start container %s in state %s: %w", c.rec.ID, st, ErrBadState)
 	}
+	if c.rec.NoProcess {
+		// runtime.md "start": MUST fail if process was not set. Init
+		// has nothing to run; stop it so the container can be deleted.
+		c.killAndWait()
+		os.Remove(filepath.Join(c.dir, "exec.fifo"))
+		return fmt.Errorf("cannot start container %s: process is not set in config.json: %w", c.rec.ID, ErrBadState)
+	}
 	fifo := filepath.Join(c.dir, "exec.fifo")
 	fd, err := unix.Open(fifo, unix.O_WRONLY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
 	if err != nil {
@@ -111,12 +118,10 @@ func (c *Container) Delete(ctx context.Context, force bool) error {
 	defer unlock()
 	switch st := c.Status(); st {
 	case StatusStopped:
-	case StatusCreated:
-		// Never started: deleting it is allowed without force (runc).
-		if err := c.killAndWait(); err != nil {
-			return err
-		}
 	default:
+		// runtime.md "delete": a container that is not stopped MUST NOT
+		// be touched and the attempt MUST fail. runc deletes created
+		// containers anyway; we follow the spec (use --force).
 		if !force {
 			return fmt.Errorf("cannot delete container %s that is %s (use --force): %w", c.rec.ID, st, ErrBadState)
 		}

@@ -79,9 +79,6 @@ func planNamespaces(nss []specs.LinuxNamespace) (_ *nsPlan, err error) {
 		}
 		byType[ns.Type] = ns
 	}
-	if _, ok := byType[specs.MountNamespace]; !ok {
-		return nil, fmt.Errorf("linux.namespaces: a mount namespace is required")
-	}
 	userByPath := byType[specs.UserNamespace].Path != ""
 	for _, typ := range joinOrder {
 		ns, ok := byType[typ]

@@ -73,6 +73,8 @@ type record struct {
 	// processes must be found (and killed) through the cgroup.
 	SharedPidNS bool         `json:"sharedPidNS,omitempty"`
 	Hooks       *specs.Hooks `json:"hooks,omitempty"` // poststart and poststop only
+	// NoProcess: created without process (allowed); start must fail.
+	NoProcess bool `json:"noProcess,omitempty"`
 }
 
 // Container is one loaded container.

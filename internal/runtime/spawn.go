@@ -29,6 +29,7 @@ type spawnOpts struct {
 	unshare     int
 	pidNS       *os.File
 	sys         *syscall.SysProcAttr
+	dir         string // working directory of init (the bundle: relative mount sources resolve there)
 }
 
 // child is a started init process and our end of its sync socket.
@@ -73,7 +74,7 @@ func spawn(o spawnOpts) (*child, error) {
 	if o.unshare != 0 {
 		env = append(env, nsenter.EnvUnshare+"="+strconv.Itoa(o.unshare))
 	}
-	attr := &os.ProcAttr{Env: env, Files: files, Sys: o.sys}
+	attr := &os.ProcAttr{Dir: o.dir, Env: env, Files: files, Sys: o.sys}
 	start := func() (*os.Process, error) {
 		return os.StartProcess("/proc/self/exe", []string{"hako", "init"}, attr)
 	}

@@ -85,7 +85,8 @@ func checkRoot(s *specs.Spec) error {
 func checkProcess(s *specs.Spec) error {
 	p := s.Process
 	if p == nil {
-		return invalid("process", "is required")
+		// config.md: process is OPTIONAL; `start` then fails (runtime.md).
+		return nil
 	}
 	if len(p.Args) == 0 {
 		return invalid("process.args", "must contain at least one element")

@@ -23,7 +23,6 @@ func TestValidate(t *testing.T) {
 		{"major 2", func(s *specs.Spec) { s.Version = "2.0.0" }, `ociVersion: "2.0.0": major version 2`},
 		{"no root", func(s *specs.Spec) { s.Root = nil }, "root: is required"},
 		{"no root path", func(s *specs.Spec) { s.Root.Path = "" }, "root.path: is required"},
-		{"no process", func(s *specs.Spec) { s.Process = nil }, "process: is required"},
 		{"no args", func(s *specs.Spec) { s.Process.Args = nil }, "process.args: must contain"},
 		{"empty argv0", func(s *specs.Spec) { s.Process.Args = []string{""} }, "process.args[0]: is empty"},
 		{"NUL in arg", func(s *specs.Spec) { s.Process.Args = []string{"sh", "a\x00b"} }, "process.args[1]: contains a NUL"},
@@ -235,5 +234,15 @@ func TestValidateID(t *testing.T) {
 				t.Errorf("ValidateID(%.40q): bad error %q", tc.id, err)
 			}
 		}
+	}
+}
+
+// config.md: process is OPTIONAL (a container without one can be created;
+// start then fails), so a spec without it validates.
+func TestValidateWithoutProcess(t *testing.T) {
+	s := Default()
+	s.Process = nil
+	if err := Validate(s); err != nil {
+		t.Fatalf("spec without process rejected: %v", err)
 	}
 }

@@ -59,6 +59,9 @@ type Bootstrap struct {
 	PreserveFD int         `json:"preserveFDs,omitempty"`
 	// ExecFDs are kept open across execve in addition to stdio: fds 3..3+PreserveFD-1.
 	TimeNS bool `json:"timeNS,omitempty"` // create a new time namespace (clone(2) cannot)
+	// NoMountNS: the container shares the runtime's mount namespace, so
+	// nothing may be mounted; the rootfs is entered with chroot(2) only.
+	NoMountNS bool `json:"noMountNS,omitempty"`
 	// ListenerFD is a socket connected to linux.seccomp.listenerPath, and
 	// ProcessState what to send on it with the notify fd.
 	ListenerFD   int                          `json:"listenerFD,omitempty"`
