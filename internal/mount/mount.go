@@ -122,16 +122,23 @@ func (m Mount) Mount(target string) error {
 	p := parseOptions(m.Options)
 	data := strings.Join(p.data, ",")
 	if len(data) >= os.Getpagesize() {
-		// mount(2) copies at most one page of data; a longer overlay
-		// lowerdir list would be cut silently by older kernels.
-		return fmt.Errorf("mount %s on %s: options are %d bytes, over the one-page limit", m.Type, dst, len(data))
-	}
-	typ := m.Type
-	if p.flags&unix.MS_BIND != 0 {
-		typ = ""
-	}
-	if err := unix.Mount(m.Source, dst, typ, p.flags, data); err != nil {
-		return fmt.Errorf("mount %s %s on %s (%s): %w", m.Type, m.Source, dst, strings.Join(m.Options, ","), err)
+		// mount(2) copies at most one page of data. An image with many
+		// layers overflows it with its lowerdir list; the new mount API
+		// takes the layers one by one.
+		if m.Type != "overlay" {
+			return fmt.Errorf("mount %s on %s: options are %d bytes, over the one-page limit", m.Type, dst, len(data))
+		}
+		if err := mountOverlayFsconfig(dst, p); err != nil {
+			return err
+		}
+	} else {
+		typ := m.Type
+		if p.flags&unix.MS_BIND != 0 {
+			typ = ""
+		}
+		if err := unix.Mount(m.Source, dst, typ, p.flags, data); err != nil {
+			return fmt.Errorf("mount %s %s on %s (%s): %w", m.Type, m.Source, dst, strings.Join(m.Options, ","), err)
+		}
 	}
 	if p.flags&unix.MS_BIND != 0 && p.flags&unix.MS_REMOUNT == 0 && p.flags&^(unix.MS_BIND|unix.MS_REC) != 0 {
 		flags := p.flags&^unix.MS_REC | unix.MS_REMOUNT
@@ -218,4 +225,79 @@ func WithTempMount(mounts []Mount, fn func(root string) error) (err error) {
 		return err
 	}
 	return fn(dir)
+}
+
+// mountOverlayFsconfig mounts overlayfs through fsopen/fsconfig/fsmount,
+// passing each lower layer as its own "lowerdir+" parameter (Linux 6.8,
+// Documentation/filesystems/overlayfs.rst "Specifying layers via file
+// descriptors"), so the number of layers is not bound by one page.
+func mountOverlayFsconfig(dst string, p parsed) (err error) {
+	fsfd, err := unix.Fsopen("overlay", unix.FSOPEN_CLOEXEC)
+	if err != nil {
+		return fmt.Errorf("mount overlay on %s: fsopen: %w", dst, err)
+	}
+	defer unix.Close(fsfd)
+	fail := func(what string, err error) error {
+		return fmt.Errorf("mount overlay on %s: %s: %w%s", dst, what, err, fsLog(fsfd))
+	}
+	for _, o := range p.data {
+		k, v, hasValue := strings.Cut(o, "=")
+		switch {
+		case k == "lowerdir":
+			for _, l := range strings.Split(v, ":") {
+				if err := unix.FsconfigSetString(fsfd, "lowerdir+", l); err != nil {
+					return fail("lowerdir+ "+l, err)
+				}
+			}
+		case hasValue:
+			if err := unix.FsconfigSetString(fsfd, k, v); err != nil {
+				return fail(k, err)
+			}
+		default:
+			if err := unix.FsconfigSetFlag(fsfd, k); err != nil {
+				return fail(k, err)
+			}
+		}
+	}
+	if err := unix.FsconfigCreate(fsfd); err != nil {
+		return fail("create", err)
+	}
+	var attrs int
+	for flag, attr := range map[uintptr]int{
+		unix.MS_RDONLY: unix.MOUNT_ATTR_RDONLY, unix.MS_NOSUID: unix.MOUNT_ATTR_NOSUID,
+		unix.MS_NODEV: unix.MOUNT_ATTR_NODEV, unix.MS_NOEXEC: unix.MOUNT_ATTR_NOEXEC,
+		unix.MS_NOATIME: unix.MOUNT_ATTR_NOATIME, unix.MS_NODIRATIME: unix.MOUNT_ATTR_NODIRATIME,
+		unix.MS_STRICTATIME: unix.MOUNT_ATTR_STRICTATIME,
+	} {
+		if p.flags&flag != 0 {
+			attrs |= attr
+		}
+	}
+	mfd, err := unix.Fsmount(fsfd, unix.FSMOUNT_CLOEXEC, attrs)
+	if err != nil {
+		return fail("fsmount", err)
+	}
+	defer unix.Close(mfd)
+	if err := unix.MoveMount(mfd, "", unix.AT_FDCWD, dst, unix.MOVE_MOUNT_F_EMPTY_PATH); err != nil {
+		return fail("move_mount", err)
+	}
+	return nil
+}
+
+// fsLog reads the messages the kernel left on an fsopen fd; they say which
+// parameter it refused and why.
+func fsLog(fd int) string {
+	var msgs []string
+	buf := make([]byte, 512)
+	for range 8 {
+		n, err := unix.Read(fd, buf)
+		if err != nil || n <= 0 {
+			break
+		}
+		msgs = append(msgs, string(buf[:n]))
+	}
+	if len(msgs) == 0 {
+		return ""
+	}
+	return " (" + strings.Join(msgs, "; ") + ")"
 }

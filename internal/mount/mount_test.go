@@ -2,6 +2,7 @@ package mount
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -126,8 +127,51 @@ func TestAllRollsBack(t *testing.T) {
 }
 
 func TestOptionsTooLong(t *testing.T) {
-	m := Mount{Type: "overlay", Source: "overlay", Options: []string{"lowerdir=" + strings.Repeat("a", 5000)}}
+	m := Mount{Type: "tmpfs", Source: "tmpfs", Options: []string{"x=" + strings.Repeat("a", 5000)}}
 	if err := m.Mount(t.TempDir()); err == nil || !strings.Contains(err.Error(), "one-page") {
 		t.Fatalf("err = %v", err)
+	}
+}
+
+// TestOverlayManyLayers mounts an overlay whose lowerdir list is longer
+// than a page, which only the new mount API can take.
+func TestOverlayManyLayers(t *testing.T) {
+	needRoot(t)
+	base := t.TempDir()
+	var lowers []string
+	for i := range 120 {
+		l := filepath.Join(base, fmt.Sprintf("layer-with-a-long-name-to-fill-the-page-%03d", i))
+		if err := os.Mkdir(l, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		os.WriteFile(filepath.Join(l, fmt.Sprintf("f%03d", i)), []byte("x"), 0o644)
+		os.WriteFile(filepath.Join(l, "top"), []byte(fmt.Sprint(i)), 0o644)
+		lowers = append(lowers, l)
+	}
+	// Topmost first: layer 119 wins.
+	for i, j := 0, len(lowers)-1; i < j; i, j = i+1, j-1 {
+		lowers[i], lowers[j] = lowers[j], lowers[i]
+	}
+	target := filepath.Join(base, "mnt")
+	os.Mkdir(target, 0o755)
+	opt := "lowerdir=" + strings.Join(lowers, ":")
+	if len(opt) < os.Getpagesize() {
+		t.Fatalf("test options only %d bytes", len(opt))
+	}
+	m := Mount{Type: "overlay", Source: "overlay", Options: []string{"ro", opt}}
+	if err := m.Mount(target); err != nil {
+		t.Fatal(err)
+	}
+	defer Unmount(target, unix.MNT_DETACH)
+	if b, _ := os.ReadFile(filepath.Join(target, "top")); string(b) != "119" {
+		t.Errorf("top = %q, want 119", b)
+	}
+	for _, f := range []string{"f000", "f119"} {
+		if _, err := os.Stat(filepath.Join(target, f)); err != nil {
+			t.Error(err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(target, "new"), nil, 0o644); err == nil {
+		t.Error("write into read-only overlay succeeded")
 	}
 }

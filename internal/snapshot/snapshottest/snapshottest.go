@@ -223,7 +223,7 @@ func testLayerChain(t *testing.T, ctx context.Context, root string, newFn New) {
 		"etc/passwd": "file:root,user", "etc/gone": "dir", "etc/gone/again": "file:4",
 		"etc/gonedir": "dir", "etc/gonedir/x": "-",
 		"o/old": "-", "o/sub": "-", "o/new": "file:3", "o/new2": "file:5",
-		"l2": "-",
+		"l2":  "-",
 		"srv": "dir mode=0750 owner=7:8", "srv/new": "file:6",
 		"var": "dir mode=0711 owner=0:0", "var/lib": "dir mode=0700 owner=5:5", "var/lib/x": "-",
 	}
