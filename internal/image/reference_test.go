@@ -2,7 +2,10 @@ package image
 
 import (
 	"errors"
+	"strings"
 	"testing"
+
+	"github.com/distribution/reference"
 )
 
 func TestParseReference(t *testing.T) {
@@ -72,6 +75,54 @@ func FuzzParseReference(f *testing.F) {
 		}
 		if r2 != r {
 			t.Fatalf("reparse %q: got %+v, want %+v", s, r2, r)
+		}
+	})
+}
+
+// FuzzReferenceMatchesDistribution checks the hand-written parser against
+// distribution/reference, the grammar docker and containerd use: both
+// accept the same strings and normalise them the same way. (Where that
+// library finds no registry at all, for names like "a_b.c/x" that fail
+// docker's own registry detection, hako refuses the name.)
+func FuzzReferenceMatchesDistribution(f *testing.F) {
+	for _, s := range []string{
+		"busybox", "busybox:1.36", "library/busybox", "Foo/bar", "a_b.c/x", "localhost:5000/a__b/c--d:t",
+		"[::1]:5000/x", "[fe80::1]/x", "index.docker.io/busybox", "host:5000/a/b@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+		"x:tag@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef", "a..b", "a._b", "a-.b", "a/b:", "-a", "ex.com:/x",
+		"docker.io/library/a/b", "UPPER.io/x", "x:" + strings.Repeat("t", 129),
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		mine, err := ParseReference(s)
+		lib, libErr := reference.ParseNormalizedNamed(s)
+		if libErr == nil && reference.Domain(lib) == "" {
+			if err == nil {
+				t.Fatalf("ParseReference(%q) = %+v; distribution finds no registry", s, mine)
+			}
+			return
+		}
+		if (err == nil) != (libErr == nil) {
+			t.Fatalf("ParseReference(%q): hako err=%v, distribution err=%v", s, err, libErr)
+		}
+		if err != nil {
+			return
+		}
+		want := Reference{Domain: reference.Domain(lib), Path: reference.Path(lib)}
+		if tg, ok := lib.(reference.Tagged); ok {
+			want.Tag = tg.Tag()
+		}
+		if dg, ok := lib.(reference.Digested); ok {
+			want.Digest = dg.Digest()
+		}
+		if want.Tag == "" && want.Digest == "" {
+			want.Tag = "latest"
+		}
+		if mine != want {
+			t.Fatalf("ParseReference(%q) = %+v, distribution says %+v", s, mine, want)
+		}
+		if got, lf := mine.Familiar(), reference.FamiliarString(lib); got != lf && !(want.Tag == "latest" && lf+":latest" == got) {
+			t.Fatalf("Familiar(%q) = %q, distribution says %q", s, got, lf)
 		}
 	})
 }
