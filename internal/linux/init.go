@@ -165,7 +165,9 @@ func createContainer(conn *sync.Conn, b *sync.Bootstrap) error {
 	if err := conn.Send(&sync.Message{Type: sync.TypeReady, Warnings: warnings}); err != nil {
 		return err
 	}
-	afterReady = true
+	// With exec.fifo the parent returns now; without it (run) it keeps
+	// reading the sync socket until we execve.
+	afterReady = b.FifoFD > 0
 	// 10. Wait for `start`.
 	if b.FifoFD > 0 {
 		if err := step("wait for start", waitStart(b.FifoFD)); err != nil {

@@ -220,6 +220,17 @@ func (r *Runtime) Create(ctx context.Context, id string, o CreateOpts) (_ *Creat
 			for _, w := range m.Warnings {
 				slog.Warn(w, "id", id)
 			}
+			if o.StartNow {
+				// Init goes straight on to execve; the sync socket is
+				// close-on-exec, so EOF means the process runs and an
+				// Error message that it could not be started.
+				if _, err := ch.conn.Recv(); !errors.Is(err, sync.ErrClosed) {
+					if err == nil {
+						err = fmt.Errorf("init: unexpected message after ready")
+					}
+					return nil, initError(ch, err)
+				}
+			}
 			break
 		}
 		if m.Type != sync.TypeHooks {

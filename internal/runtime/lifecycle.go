@@ -34,6 +34,15 @@ func (c *Container) Start(ctx context.Context) error {
 		return fmt.Errorf("cannot start container %s: process is not set in config.json: %w", c.rec.ID, ErrBadState)
 	}
 	fifo := filepath.Join(c.dir, "exec.fifo")
+	// A read end of our own tells us when init has exec'd: init holds the
+	// fifo open read-write and close-on-exec, so once it execve's (or
+	// dies) no writer is left and our end reports POLLHUP. Poststart hooks
+	// must only run after the process started (config.md "poststart").
+	rfd, err := unix.Open(fifo, unix.O_RDONLY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("open exec fifo: %w", err)
+	}
+	defer unix.Close(rfd)
 	fd, err := unix.Open(fifo, unix.O_WRONLY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
 	if err != nil {
 		if errors.Is(err, unix.ENXIO) {
@@ -49,8 +58,29 @@ func (c *Container) Start(ctx context.Context) error {
 	if err := os.Remove(fifo); err != nil {
 		return fmt.Errorf("remove exec fifo: %w", err)
 	}
-	c.runPoststart(ctx)
+	if c.rec.Hooks != nil && len(c.rec.Hooks.Poststart) > 0 {
+		waitHangup(rfd)
+		c.runPoststart(ctx)
+	}
 	return nil
+}
+
+// waitHangup waits until no writer holds the fifo open any more. Until init
+// has read the start byte, the fifo also polls readable; we do not read it
+// (it is init's), so back off briefly instead of spinning.
+func waitHangup(fd int) {
+	fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+	for {
+		fds[0].Revents = 0
+		_, err := unix.Poll(fds, -1)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil || fds[0].Revents&(unix.POLLHUP|unix.POLLERR) != 0 {
+			return
+		}
+		time.Sleep(time.Millisecond)
+	}
 }
 
 // runPoststart runs poststart hooks; per runtime.md a failure is logged and
