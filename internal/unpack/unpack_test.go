@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -240,4 +239,37 @@ func TestCleanName(t *testing.T) {
 	}
 }
 
-var _ = io.EOF
+// TestReplaceHardlinkedFile: writing a name that shares its inode with
+// another file must not change the other file (the name is unlinked and
+// created anew, never opened for writing).
+func TestReplaceHardlinkedFile(t *testing.T) {
+	testenv.RequireRoot(t)
+	root := t.TempDir()
+	if err := apply(t, root, layer(t, file("f", "original"), hardlink("h", "f")), Options{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := apply(t, root, layer(t, file("h", "replaced")), Options{}); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(filepath.Join(root, "f")); string(b) != "original" {
+		t.Errorf("f = %q, changed through its hardlink", b)
+	}
+	if b, _ := os.ReadFile(filepath.Join(root, "h")); string(b) != "replaced" {
+		t.Errorf("h = %q", b)
+	}
+}
+
+// TestRootEntry: a "./" entry sets the root's own mode and owner.
+func TestRootEntry(t *testing.T) {
+	testenv.RequireRoot(t)
+	root := t.TempDir()
+	e := dir("./")
+	e.mode, e.uid, e.gid = 0o750, 3, 4
+	if err := apply(t, root, layer(t, e, file("a", "x")), Options{}); err != nil {
+		t.Fatal(err)
+	}
+	st := lstat(t, root)
+	if st.Mode != unix.S_IFDIR|0o750 || st.Uid != 3 || st.Gid != 4 || st.Mtim.Sec != testTime.Unix() {
+		t.Errorf("root mode %o owner %d:%d mtime %d", st.Mode, st.Uid, st.Gid, st.Mtim.Sec)
+	}
+}

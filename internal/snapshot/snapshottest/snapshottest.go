@@ -41,6 +41,7 @@ func Run(t *testing.T, newFn New) {
 		{"Errors", testErrors},
 		{"StatWalkReopen", testStatWalkReopen},
 		{"Concurrent", testConcurrent},
+		{"Recovery", testRecovery},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -444,5 +445,26 @@ func testConcurrent(t *testing.T, ctx context.Context, root string, newFn New) {
 	must(t, s.Walk(ctx, func(context.Context, snapshot.Info) error { n++; return nil }))
 	if n != 9 {
 		t.Errorf("%d snapshots, want 9", n)
+	}
+}
+
+// testRecovery: data a crash left without metadata is removed on open,
+// and a damaged metadata file is an error that names it, not an empty
+// store.
+func testRecovery(t *testing.T, ctx context.Context, root string, newFn New) {
+	s := open(t, ctx, root, newFn)
+	applyLayer(t, ctx, s, "base", "", layerTar(f("a", "a")))
+	orphan := filepath.Join(root, "snapshots", "999")
+	must(t, os.MkdirAll(filepath.Join(orphan, "fs", "x"), 0o755))
+	s2 := open(t, ctx, root, newFn)
+	if _, err := os.Stat(orphan); !os.IsNotExist(err) {
+		t.Errorf("orphan snapshot dir survived reopening: %v", err)
+	}
+	if _, err := s2.Stat(ctx, "base"); err != nil {
+		t.Errorf("stat after reopen: %v", err)
+	}
+	must(t, os.WriteFile(filepath.Join(root, "metadata.json"), []byte("{broken"), 0o600))
+	if _, err := s2.Stat(ctx, "base"); err == nil || !strings.Contains(err.Error(), "metadata.json") {
+		t.Errorf("stat with damaged metadata: %v", err)
 	}
 }
