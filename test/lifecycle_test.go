@@ -53,6 +53,7 @@ func TestLifecycle(t *testing.T) {
 
 	r.ok("start", id)
 	st = r.waitStatus(id, specs.StateRunning)
+	waitTrapped(t, pid)
 	if st.Pid != pid {
 		t.Errorf("pid changed across start: %d -> %d", pid, st.Pid)
 	}
@@ -87,7 +88,7 @@ func TestKillSignalForms(t *testing.T) {
 	for _, sig := range []string{"SIGTERM", "15", "TERM"} {
 		id, _, st := r.createRunning(nil)
 		r.ok("kill", id, sig)
-		r.waitStatus(id, specs.StateStopped)
+		r.waitStatus(id, specs.StateStopped) // the sleeper exits only on TERM
 		waitGone(t, st.Pid)
 		r.ok("delete", id)
 	}

@@ -21,11 +21,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
 
 	"github.com/hako-runtime/hako/internal/testenv"
 )
@@ -254,9 +256,11 @@ func newID(t *testing.T) string {
 
 // sleeper is a container process that lives until killed and exits 0 on
 // SIGTERM. A shell as PID 1 of a PID namespace gets no default action for
-// SIGTERM from the kernel, so the trap is what makes TERM stop it; `wait`
-// returns as soon as the trapped signal arrives.
-var sleeper = []string{"sh", "-c", `trap "exit 0" TERM; sleep 1000 & wait`}
+// SIGTERM from the kernel, so the trap is what makes TERM stop it. The shell
+// polls with short foreground sleeps rather than `sleep & wait`: busybox
+// ash's wait can miss a trapped signal that arrives just before it blocks,
+// which made the kill tests flaky under load.
+var sleeper = []string{"sh", "-c", `trap "exit 0" TERM; while :; do sleep 0.1; done`}
 
 // createRunning creates and starts a sleeper container and returns its ID,
 // bundle and state.
@@ -272,7 +276,53 @@ func (r *runtime) createRunning(mutate func(*specs.Spec)) (string, string, specs
 	r.cleanupContainer(id)
 	r.ok("create", "--bundle", bundle, id)
 	r.ok("start", id)
-	return id, bundle, r.waitStatus(id, specs.StateRunning)
+	st := r.waitStatus(id, specs.StateRunning)
+	waitTrapped(r.t, st.Pid)
+	return id, bundle, st
+}
+
+// waitTrapped waits until pid has a handler for SIGTERM: the sleeper's trap
+// is set a moment after the container starts, and a TERM sent before that is
+// dropped by the kernel (PID 1 of a namespace without a handler).
+func waitTrapped(t *testing.T, pid int) {
+	t.Helper()
+	waitFor(t, fmt.Sprintf("process %d to trap SIGTERM", pid), func() bool {
+		data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+		if err != nil {
+			return false
+		}
+		for _, line := range strings.Split(string(data), "\n") {
+			if hex, ok := strings.CutPrefix(line, "SigCgt:"); ok {
+				mask, err := strconv.ParseUint(strings.TrimSpace(hex), 16, 64)
+				return err == nil && mask&(1<<(int(unix.SIGTERM)-1)) != 0
+			}
+		}
+		return false
+	})
+}
+
+// execDetached runs args in the running container id with exec --detach
+// --pid-file and returns the PID once that process runs args: runtimes
+// write the pid file before the process has exec'd (runc's is still
+// "runc init" for a moment), so a test must not look at it too early.
+func (r *runtime) execDetached(id string, args ...string) int {
+	r.t.Helper()
+	pidFile := filepath.Join(r.t.TempDir(), "exec.pid")
+	r.ok(append([]string{"exec", "--detach", "--pid-file", pidFile, id}, args...)...)
+	data, err := os.ReadFile(pidFile)
+	if err != nil {
+		r.t.Fatalf("exec pid file: %v", err)
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(data)))
+	if err != nil || pid <= 0 {
+		r.t.Fatalf("exec pid file holds %q", data)
+	}
+	want := strings.Join(args, "\x00") + "\x00"
+	waitFor(r.t, fmt.Sprintf("process %d to run %v", pid, args), func() bool {
+		cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+		return err == nil && string(cmdline) == want
+	})
+	return pid
 }
 
 // processAlive reports whether pid exists and is not a zombie.
