@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 
 	"github.com/hako-runtime/hako/internal/mount"
+	"golang.org/x/sys/unix"
 )
 
 // Base implements the bookkeeping that overlay/ and native/ share: the
@@ -218,6 +220,48 @@ func (b *Base) Walk(ctx context.Context, fn WalkFunc) error {
 		}
 	}
 	return nil
+}
+
+// Usage implements Snapshotter by walking the snapshot's directory. It
+// runs without the lock: a snapshot removed meanwhile gives an error.
+func (b *Base) Usage(ctx context.Context, key string) (Usage, error) {
+	var id string
+	err := b.store.View(ctx, func(t *Table) error {
+		rec, err := t.Get(key)
+		if err != nil {
+			return err
+		}
+		id = rec.ID
+		return nil
+	})
+	if err != nil {
+		return Usage{}, fmt.Errorf("usage of snapshot %q: %w", key, err)
+	}
+	var u Usage
+	seen := map[uint64]bool{}
+	err = filepath.WalkDir(b.Dir(id), func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		var st unix.Stat_t
+		if err := unix.Lstat(p, &st); err != nil {
+			return err
+		}
+		if seen[st.Ino] {
+			return nil
+		}
+		seen[st.Ino] = true
+		u.Inodes++
+		u.Size += st.Blocks * 512 // st_blocks counts 512-byte units (stat(2))
+		return nil
+	})
+	if err != nil {
+		return Usage{}, fmt.Errorf("usage of snapshot %q: %w", key, err)
+	}
+	return u, nil
 }
 
 // Close implements Snapshotter.

@@ -72,6 +72,12 @@ func WithLabels(labels map[string]string) Opt {
 	}
 }
 
+// Usage is the space a snapshot takes.
+type Usage struct {
+	Size   int64 // bytes of allocated blocks
+	Inodes int64 // files, directories, links (a hardlinked inode once)
+}
+
 // WalkFunc is called for each snapshot by Walk.
 type WalkFunc func(context.Context, Info) error
 
@@ -95,6 +101,9 @@ type Snapshotter interface {
 	Remove(ctx context.Context, key string) error
 	// Walk calls fn for each snapshot, in key order.
 	Walk(ctx context.Context, fn WalkFunc) error
+	// Usage returns the disk space the snapshot's own data takes: for
+	// overlay its layer, for native its whole tree.
+	Usage(ctx context.Context, key string) (Usage, error)
 	// Close releases resources held by the snapshotter.
 	Close() error
 }

@@ -42,6 +42,7 @@ func Run(t *testing.T, newFn New) {
 		{"StatWalkReopen", testStatWalkReopen},
 		{"Concurrent", testConcurrent},
 		{"Recovery", testRecovery},
+		{"Usage", testUsage},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -466,5 +467,22 @@ func testRecovery(t *testing.T, ctx context.Context, root string, newFn New) {
 	must(t, os.WriteFile(filepath.Join(root, "metadata.json"), []byte("{broken"), 0o600))
 	if _, err := s2.Stat(ctx, "base"); err == nil || !strings.Contains(err.Error(), "metadata.json") {
 		t.Errorf("stat with damaged metadata: %v", err)
+	}
+}
+
+func testUsage(t *testing.T, ctx context.Context, root string, newFn New) {
+	s := open(t, ctx, root, newFn)
+	big := strings.Repeat("u", 1<<20)
+	applyLayer(t, ctx, s, "base", "", layerTar(f("big", big), hl("big2", "big"), f("small", "s")))
+	u, err := s.Usage(ctx, "base")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// fs/, big (twice linked, once counted), small, and the snapshot dir.
+	if u.Size < 1<<20 || u.Size > 2<<20 || u.Inodes < 3 || u.Inodes > 6 {
+		t.Errorf("usage %+v, want about 1 MiB and 4 inodes", u)
+	}
+	if _, err := s.Usage(ctx, "nope"); !errors.Is(err, snapshot.ErrNotFound) {
+		t.Errorf("usage of missing snapshot: %v", err)
 	}
 }
