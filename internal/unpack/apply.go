@@ -116,6 +116,19 @@ func (a *applier) apply(hdr *tar.Header, r io.Reader) error {
 	if hdr.Typeflag == tar.TypeXGlobalHeader {
 		return nil
 	}
+	dir, base := path.Split(name)
+	dir = strings.TrimSuffix(dir, "/")
+	if strings.HasPrefix(base, whiteoutPrefix) {
+		if err := a.whiteout(dir, base); err != nil {
+			return fail("apply whiteout", err)
+		}
+		return nil
+	}
+	// Checked before anything is touched, so that a bad entry does not
+	// first remove what its name replaces.
+	if err := checkHeader(hdr); err != nil {
+		return fail("check header", err)
+	}
 	if name == "" {
 		if hdr.Typeflag != tar.TypeDir {
 			return fail("check name", fmt.Errorf("%w: the root can only be a directory", ErrInvalidEntry))
@@ -126,18 +139,6 @@ func (a *applier) apply(hdr *tar.Header, r io.Reader) error {
 		a.dirs = append(a.dirs, dirTime{name: "", ts: times(hdr)})
 		return nil
 	}
-	dir, base := path.Split(name)
-	dir = strings.TrimSuffix(dir, "/")
-	if strings.HasPrefix(base, whiteoutPrefix) {
-		if err := a.whiteout(dir, base); err != nil {
-			return fail("apply whiteout", err)
-		}
-		return nil
-	}
-	if err := checkHeader(hdr); err != nil {
-		return fail("check header", err)
-	}
-
 	parent, err := a.mkdirParent(dir)
 	if err != nil {
 		return fail("open parent directory", err)
@@ -208,15 +209,20 @@ func (a *applier) apply(hdr *tar.Header, r io.Reader) error {
 		if err := a.setMeta(parent, base, hdr); err != nil {
 			return fail("set attributes", err)
 		}
-	default:
-		return fail("check type", fmt.Errorf("%w: unsupported entry type %q", ErrInvalidEntry, hdr.Typeflag))
 	}
 	a.touch(name)
 	return nil
 }
 
-// checkHeader refuses header fields the kernel would misread.
+// checkHeader refuses entry types hako does not create and header fields
+// the kernel would misread.
 func checkHeader(hdr *tar.Header) error {
+	switch hdr.Typeflag {
+	case tar.TypeReg, tar.TypeRegA, tar.TypeGNUSparse, tar.TypeDir, tar.TypeSymlink, tar.TypeLink,
+		tar.TypeChar, tar.TypeBlock, tar.TypeFifo:
+	default:
+		return fmt.Errorf("%w: unsupported entry type %q", ErrInvalidEntry, hdr.Typeflag)
+	}
 	if hdr.Uid < 0 || hdr.Gid < 0 || int64(hdr.Uid) >= 1<<32-1 || int64(hdr.Gid) >= 1<<32-1 {
 		return fmt.Errorf("%w: owner %d:%d out of range", ErrInvalidEntry, hdr.Uid, hdr.Gid)
 	}

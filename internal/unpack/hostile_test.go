@@ -103,6 +103,16 @@ func TestHostileLayers(t *testing.T) {
 				e.xattrs = map[string]string{"trusted.overlay.redirect": "/etc"}
 				return []entry{e}
 			}},
+		{name: "overlay xattr on root", wantErr: "./",
+			entries: func(*sandbox) []entry {
+				e := dir("./")
+				e.xattrs = map[string]string{"trusted.overlay.opaque": "y"}
+				return []entry{e}
+			}},
+		{name: "unknown type keeps what it names", wantErr: "keep",
+			entries: func(*sandbox) []entry {
+				return []entry{file("keep", "x"), {name: "keep", typ: 'Z', mode: 0o644}}
+			}, inside: func(*sandbox) []string { return []string{"keep"} }},
 		{name: "root as file", wantErr: ".",
 			entries: func(*sandbox) []entry { return []entry{file(".", "")} }},
 	}
@@ -130,6 +140,7 @@ func TestHostileLayers(t *testing.T) {
 					continue
 				}
 				for _, p := range c.inside(s) {
+					// Present whether or not the layer failed.
 					if _, err := os.Lstat(filepath.Join(s.root, p)); err != nil {
 						t.Errorf("mode %d: %s not inside the root: %v", mode, p, err)
 					}
