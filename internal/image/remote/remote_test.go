@@ -338,6 +338,7 @@ prefix = "unreachable.invalid"
 location = "127.0.0.1:1/dead"
 `
 	_, err = newClient(t, cfg, nil).Pull(ctx, ref(t, "unreachable.invalid/lib/app:v1"), remote.PullOptions{Store: newStore(t)})
+	t.Log(err)
 	if err == nil || !strings.Contains(err.Error(), "127.0.0.1:1/dead/lib/app") || !strings.Contains(err.Error(), "unreachable.invalid/lib/app") {
 		t.Fatalf("error should name both endpoints: %v", err)
 	}
