@@ -7,6 +7,22 @@
 // created with *at system calls relative to that parent, so no entry can
 // create, modify or follow anything outside the root. The format follows
 // image-spec layer.md ("Changesets", "Whiteouts").
+//
+// Choices where layers and tools disagree:
+//   - Names with "..", absolute names and names with NUL are refused, not
+//     cleaned: no tool hako knows writes them.
+//   - A symlink in a parent path is followed inside the root, as if the
+//     root were "/" (what docker, containerd and umoci do): a -> /etc
+//     then a/passwd writes <root>/etc/passwd. Hardlink targets and
+//     whiteout directories may not pass through a symlink at all.
+//   - A whiteout below a name that is not a directory hides nothing and is
+//     skipped (umoci writes x, then x/.wh.y, when x turned into a file).
+//   - In overlay mode the layer is written to an empty upper directory and
+//     cannot see the lower layers: a symlinked parent or a hardlink target
+//     that exists only in a lower layer is not resolved (containerd's
+//     limitation too; layers built by docker, buildah or umoci do not
+//     need it). Implicit parent directories copy the lower's attributes
+//     (Options.Lowers).
 package unpack
 
 import (
