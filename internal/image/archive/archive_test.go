@@ -6,6 +6,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -47,7 +49,7 @@ func put(t *testing.T, s content.Store, blobs map[digest.Digest][]byte) {
 func save(t *testing.T, s content.Store, imgs []archive.Image) (string, []byte) {
 	t.Helper()
 	var buf bytes.Buffer
-	if err := archive.Save(context.Background(), &buf, s, imgs); err != nil {
+	if err := archive.Save(context.Background(), &buf, s, imgs, archive.SaveOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	p := filepath.Join(t.TempDir(), "images.tar")
@@ -122,7 +124,7 @@ func TestSaveRefusesIncompleteImage(t *testing.T) {
 	img := testenv.BuildImage(t, amd64, testenv.TestLayer{"a": "b"})
 	s := newStore(t)
 	put(t, s, map[digest.Digest][]byte{img.Manifest.Digest: img.Blobs[img.Manifest.Digest], img.Config.Digest: img.Blobs[img.Config.Digest]})
-	err := archive.Save(context.Background(), new(bytes.Buffer), s, []archive.Image{{Name: "example.com/x:1", Target: img.Manifest}})
+	err := archive.Save(context.Background(), new(bytes.Buffer), s, []archive.Image{{Name: "example.com/x:1", Target: img.Manifest}}, archive.SaveOptions{})
 	if !errors.Is(err, content.ErrNotFound) {
 		t.Fatalf("save of an image missing a layer: %v", err)
 	}
@@ -271,6 +273,78 @@ func TestSkopeoInterop(t *testing.T) {
 		// skopeo writes layers uncompressed: their digests are the diff IDs.
 		if l.Digest != cfg.RootFS.DiffIDs[i] && l.Digest != img.Layers[i].Digest {
 			t.Errorf("layer %d digest %s is neither the diff ID nor the pushed blob", i, l.Digest)
+		}
+	}
+}
+
+// TestSaveDockerFormat writes docker's save format for one platform:
+// manifest.json with familiar tags, readable by skopeo's docker-archive and
+// by Open.
+func TestSaveDockerFormat(t *testing.T) {
+	ctx := context.Background()
+	amd := testenv.BuildImage(t, amd64, testenv.TestLayer{"a": "amd"})
+	arm := testenv.BuildImage(t, arm64, testenv.TestLayer{"a": "arm"}, testenv.TestLayer{"b": "arm"})
+	idx, idxBytes := testenv.IndexOf(t, amd, arm)
+	s := newStore(t)
+	put(t, s, amd.Blobs)
+	put(t, s, arm.Blobs)
+	put(t, s, map[digest.Digest][]byte{idx.Digest: idxBytes})
+	var buf bytes.Buffer
+	imgs := []archive.Image{{Name: "docker.io/library/multi:1.0", Target: idx}, {Name: "example.com/multi:latest", Target: idx}}
+	if err := archive.Save(ctx, &buf, s, imgs, archive.SaveOptions{Format: archive.FormatDocker, Platform: &arm64}); err != nil {
+		t.Fatal(err)
+	}
+	files := map[string][]byte{}
+	tr := tar.NewReader(bytes.NewReader(buf.Bytes()))
+	for {
+		h, err := tr.Next()
+		if err != nil {
+			break
+		}
+		b, _ := io.ReadAll(tr)
+		files[h.Name] = b
+	}
+	var mj []struct {
+		Config   string
+		RepoTags []string
+		Layers   []string
+	}
+	if err := json.Unmarshal(files["manifest.json"], &mj); err != nil {
+		t.Fatal(err)
+	}
+	if len(mj) != 1 || len(mj[0].Layers) != 2 || fmt.Sprint(mj[0].RepoTags) != "[multi:1.0 example.com/multi:latest]" {
+		t.Fatalf("manifest.json = %+v", mj)
+	}
+	for _, p := range append(mj[0].Layers, mj[0].Config) {
+		if _, ok := files[p]; !ok {
+			t.Fatalf("manifest.json names %s, not in the tar", p)
+		}
+	}
+	if _, ok := files["blobs/sha256/"+amd.Layers[0].Digest.Encoded()]; ok {
+		t.Fatal("the other platform's layer was saved")
+	}
+
+	p := filepath.Join(t.TempDir(), "docker.tar")
+	os.WriteFile(p, buf.Bytes(), 0o600)
+	a, err := archive.Open(ctx, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	s2 := newStore(t)
+	loaded, err := a.Load(ctx, s2)
+	if err != nil || len(loaded) != 2 || loaded[0].Target.Digest != arm.Manifest.Digest {
+		t.Fatalf("Load = %+v, %v", loaded, err)
+	}
+	hasBlobs(t, s2, arm.Blobs)
+
+	if skopeo, err := exec.LookPath("skopeo"); err == nil {
+		dir := filepath.Join(t.TempDir(), "dir")
+		if out, err := exec.Command(skopeo, "copy", "--quiet", "docker-archive:"+p+":example.com/multi:latest", "dir:"+dir).CombinedOutput(); err != nil {
+			t.Fatalf("skopeo cannot read our docker archive: %v\n%s", err, out)
+		}
+		if _, err := os.Stat(filepath.Join(dir, arm.Config.Digest.Encoded())); err != nil {
+			t.Fatalf("skopeo's copy lacks the config: %v", err)
 		}
 	}
 }

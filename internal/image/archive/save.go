@@ -18,6 +18,26 @@ import (
 	"github.com/hako-runtime/hako/internal/image"
 )
 
+// Format is an archive format for Save.
+type Format int
+
+const (
+	// FormatOCI is an OCI image layout in a tar (skopeo's oci-archive).
+	FormatOCI Format = iota
+	// FormatDocker is what `docker save` writes since docker 25: an OCI
+	// layout of one platform plus the manifest.json that `docker load` (and
+	// older tools) read.
+	FormatDocker
+)
+
+// SaveOptions configures Save.
+type SaveOptions struct {
+	Format Format
+	// Platform picks the image from an index for FormatDocker, which holds
+	// one platform per image; nil means image.DefaultPlatform().
+	Platform *ocispec.Platform
+}
+
 // Save writes images as an OCI archive (an image layout in a tar) to w:
 // oci-layout, index.json with one entry per image name, and every blob the
 // images reach that the store holds. The output is deterministic (blobs in
@@ -25,7 +45,10 @@ import (
 // or saving what was loaded from a saved archive, gives the same bytes.
 // Manifests of an index that the store lacks (platforms never pulled) are
 // left out, as `ctr export` does without --all-platforms.
-func Save(ctx context.Context, w io.Writer, p content.Provider, images []Image) error {
+func Save(ctx context.Context, w io.Writer, p content.Provider, images []Image, opts SaveOptions) error {
+	if opts.Format == FormatDocker {
+		return saveDocker(ctx, w, p, images, opts)
+	}
 	blobs := map[digest.Digest]ocispec.Descriptor{}
 	f := image.StoreFetcher{Provider: p}
 	var walk func(d ocispec.Descriptor, depth int, optional bool) error
@@ -76,6 +99,12 @@ func Save(ctx context.Context, w io.Writer, p content.Provider, images []Image) 
 		}
 		idx.Manifests = append(idx.Manifests, d)
 	}
+	return writeLayout(ctx, w, p, idx, blobs, nil)
+}
+
+// writeLayout writes an image layout tar: oci-layout, index.json, the extra
+// files (manifest.json of the docker format), then the blobs.
+func writeLayout(ctx context.Context, w io.Writer, p content.Provider, idx ocispec.Index, blobs map[digest.Digest]ocispec.Descriptor, extra map[string][]byte) error {
 	idxJSON, err := json.Marshal(idx)
 	if err != nil {
 		return err
@@ -102,6 +131,16 @@ func Save(ctx context.Context, w io.Writer, p content.Provider, images []Image) 
 	}
 	if err := writeFile("index.json", idxJSON); err != nil {
 		return fmt.Errorf("save: %w", err)
+	}
+	extraNames := make([]string, 0, len(extra))
+	for n := range extra {
+		extraNames = append(extraNames, n)
+	}
+	sort.Strings(extraNames)
+	for _, n := range extraNames {
+		if err := writeFile(n, extra[n]); err != nil {
+			return fmt.Errorf("save: %w", err)
+		}
 	}
 	digests := make([]digest.Digest, 0, len(blobs))
 	algs := map[string]bool{}
@@ -144,4 +183,75 @@ func Save(ctx context.Context, w io.Writer, p content.Provider, images []Image) 
 		return fmt.Errorf("save: %w", err)
 	}
 	return nil
+}
+
+// saveDocker writes the docker format: each image resolved to one platform,
+// its blobs in the layout, and manifest.json naming config and layers by
+// their paths, with familiar repository tags (docker load's format).
+func saveDocker(ctx context.Context, w io.Writer, p content.Provider, images []Image, opts SaveOptions) error {
+	platform := image.DefaultPlatform()
+	if opts.Platform != nil {
+		platform = *opts.Platform
+	}
+	f := image.StoreFetcher{Provider: p}
+	blobs := map[digest.Digest]ocispec.Descriptor{}
+	idx := ocispec.Index{Versioned: specs.Versioned{SchemaVersion: 2}, MediaType: ocispec.MediaTypeImageIndex, Manifests: []ocispec.Descriptor{}}
+	type entry struct {
+		Config   string
+		RepoTags []string
+		Layers   []string
+	}
+	var entries []*entry
+	byManifest := map[digest.Digest]*entry{}
+	blobPath := func(d digest.Digest) string { return "blobs/" + d.Algorithm().String() + "/" + d.Encoded() }
+	for _, im := range images {
+		img, err := image.ResolveImage(ctx, f, im.Target, platform)
+		if err != nil {
+			return fmt.Errorf("save %s: %w", displayName(im), err)
+		}
+		m, err := img.Manifest(ctx)
+		if err != nil {
+			return fmt.Errorf("save %s: %w", displayName(im), err)
+		}
+		md := img.Descriptor()
+		md.Platform, md.Annotations = nil, nil
+		var tag string
+		if im.Name != "" {
+			r, err := image.ParseReference(im.Name)
+			if err != nil {
+				return fmt.Errorf("save: %w", err)
+			}
+			md.Annotations = map[string]string{AnnotationImageName: r.String()}
+			if r.Tag != "" {
+				md.Annotations[AnnotationRefName] = r.Tag
+				tag = image.Reference{Domain: r.Domain, Path: r.Path, Tag: r.Tag}.Familiar()
+			}
+		}
+		idx.Manifests = append(idx.Manifests, md)
+		e, ok := byManifest[md.Digest]
+		if !ok {
+			for _, d := range append([]ocispec.Descriptor{md, m.Config}, m.Layers...) {
+				ra, err := p.ReaderAt(ctx, d)
+				if err != nil {
+					return fmt.Errorf("save %s: blob %s: %w", displayName(im), d.Digest, err)
+				}
+				ra.Close()
+				blobs[d.Digest] = d
+			}
+			e = &entry{Config: blobPath(m.Config.Digest), RepoTags: []string{}}
+			for _, l := range m.Layers {
+				e.Layers = append(e.Layers, blobPath(l.Digest))
+			}
+			byManifest[md.Digest] = e
+			entries = append(entries, e)
+		}
+		if tag != "" {
+			e.RepoTags = append(e.RepoTags, tag)
+		}
+	}
+	mj, err := json.Marshal(entries)
+	if err != nil {
+		return err
+	}
+	return writeLayout(ctx, w, p, idx, blobs, map[string][]byte{"manifest.json": mj})
 }
