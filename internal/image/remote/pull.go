@@ -159,41 +159,41 @@ func checkConfig(ctx context.Context, store content.Provider, m ocispec.Manifest
 	return nil
 }
 
-// fetchLayers fetches layers with at most n at once; the first failure
-// cancels the rest.
+// fetchLayers fetches layers with n workers; the first failure cancels the
+// rest. (Workers, not a goroutine per layer: a 4 MiB manifest can list
+// tens of thousands of layers.)
 func (c *Client) fetchLayers(ctx context.Context, repo *Repository, store content.Ingester, layers []ocispec.Descriptor, n int, p *progress) error {
 	if n <= 0 {
 		n = 3
 	}
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	sem := make(chan struct{}, n)
-	var wg sync.WaitGroup
-	var once sync.Once
-	var firstErr error
-	for i, l := range layers {
+	for _, l := range layers {
 		p.report(Progress{Descriptor: l, State: ProgressWaiting, Total: l.Size})
+	}
+	next := make(chan int)
+	var wg sync.WaitGroup
+	for range min(n, len(layers)) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			select {
-			case sem <- struct{}{}:
-				defer func() { <-sem }()
-			case <-ctx.Done():
-				return
-			}
-			if err := c.fetchBlob(ctx, repo, store, l, p); err != nil {
-				once.Do(func() {
-					firstErr = fmt.Errorf("layer %d: %w", i, err)
-					cancel(firstErr)
-				})
+			for i := range next {
+				if err := c.fetchBlob(ctx, repo, store, layers[i], p); err != nil {
+					cancel(fmt.Errorf("layer %d: %w", i, err))
+				}
 			}
 		}()
 	}
-	wg.Wait()
-	if firstErr != nil {
-		return firstErr
+feed:
+	for i := range layers {
+		select {
+		case next <- i:
+		case <-ctx.Done():
+			break feed
+		}
 	}
+	close(next)
+	wg.Wait()
 	return context.Cause(ctx)
 }
 
