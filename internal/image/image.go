@@ -354,3 +354,19 @@ func Children(ctx context.Context, f Fetcher, desc ocispec.Descriptor) ([]ocispe
 	}
 	return nil, nil
 }
+
+// ChainIDs returns the chain ID of each layer prefix (image-spec config.md,
+// "Layer ChainID"): the first is the first diff ID, each next one
+// sha256(previous + " " + diffID). Snapshots of unpacked layers are named
+// by them, so they say which snapshots an image needs.
+func ChainIDs(diffIDs []digest.Digest) []digest.Digest {
+	out := make([]digest.Digest, len(diffIDs))
+	for i, d := range diffIDs {
+		if i == 0 {
+			out[i] = d
+			continue
+		}
+		out[i] = digest.FromString(out[i-1].String() + " " + d.String())
+	}
+	return out
+}

@@ -233,3 +233,13 @@ func FuzzParseManifest(f *testing.F) {
 }
 
 var specsV2 = specs.Versioned{SchemaVersion: 2}
+
+func TestChainIDs(t *testing.T) {
+	a, b, c := digest.FromString("a"), digest.FromString("b"), digest.FromString("c")
+	got := ChainIDs([]digest.Digest{a, b, c})
+	ab := digest.FromString(a.String() + " " + b.String())
+	abc := digest.FromString(ab.String() + " " + c.String())
+	if len(got) != 3 || got[0] != a || got[1] != ab || got[2] != abc {
+		t.Fatalf("ChainIDs = %v", got)
+	}
+}

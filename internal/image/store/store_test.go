@@ -13,6 +13,7 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/hako-runtime/hako/internal/content"
+	"github.com/hako-runtime/hako/internal/image"
 	"github.com/hako-runtime/hako/internal/image/archive"
 	"github.com/hako-runtime/hako/internal/image/remote"
 	"github.com/hako-runtime/hako/internal/image/store"
@@ -64,6 +65,15 @@ func TestLifecycle(t *testing.T) {
 	}
 	if cfg, err := im.Config(ctx); err != nil || cfg.Config.Cmd[0] != "/bin/sh" {
 		t.Fatalf("config: %+v, %v", cfg, err)
+	}
+
+	chains, err := s.ChainIDs(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, _ := im.Config(ctx)
+	if want := image.ChainIDs(cfg.RootFS.DiffIDs); len(chains) != 2 || !chains[want[0]] || !chains[want[1]] {
+		t.Fatalf("ChainIDs = %v, want %v", chains, want)
 	}
 
 	var saved bytes.Buffer
