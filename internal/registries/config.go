@@ -10,12 +10,16 @@
 //	location = "registry.k8s.io"      # where they really live (may rewrite)
 //	insecure = false                  # allow plain HTTP / unverified TLS
 //	blocked = false                   # refuse to pull from here at all
+//	mirrors-only = false              # true: never contact location (air-gapped)
 //	[[registry.mirror]]
 //	location = "mirror.local:5000/k8s"
 //	insecure = true
+//	pull-from-mirror = "all"          # or "digest-only", "tag-only"
 //
 // A mirror is tried before the location, in the order written; the image
-// keeps its original name whichever host served it.
+// keeps its original name whichever host served it. pull-from-mirror is
+// CRI-O's: a digest-only mirror is used only for references pinned by
+// digest (a stale mirror cannot serve an old image for a tag).
 package registries
 
 import (
@@ -50,17 +54,29 @@ type Registry struct {
 	Prefix string `toml:"prefix"`
 	// Location replaces Prefix in the name to find the repository; empty
 	// keeps the name as it is. Not allowed with a wildcard prefix.
-	Location string   `toml:"location"`
-	Insecure bool     `toml:"insecure"`
-	Blocked  bool     `toml:"blocked"`
-	Mirrors  []Mirror `toml:"mirror"`
+	Location string `toml:"location"`
+	Insecure bool   `toml:"insecure"`
+	Blocked  bool   `toml:"blocked"`
+	// MirrorsOnly never falls back to Location: for hosts that must not
+	// reach the internet.
+	MirrorsOnly bool     `toml:"mirrors-only"`
+	Mirrors     []Mirror `toml:"mirror"`
 }
 
 // Mirror is one [[registry.mirror]]: its Location replaces the prefix.
 type Mirror struct {
 	Location string `toml:"location"`
 	Insecure bool   `toml:"insecure"`
+	// PullFromMirror is "all" (or empty), "digest-only" or "tag-only".
+	PullFromMirror string `toml:"pull-from-mirror"`
 }
+
+// Values of Mirror.PullFromMirror.
+const (
+	PullFromMirrorAll        = "all"
+	PullFromMirrorDigestOnly = "digest-only"
+	PullFromMirrorTagOnly    = "tag-only"
+)
 
 // Endpoint is one place to fetch a name from.
 type Endpoint struct {
@@ -68,6 +84,20 @@ type Endpoint struct {
 	Repository string // repository path on that host
 	Insecure   bool   // plain HTTP and unverified TLS allowed
 	Mirror     bool
+}
+
+// EndpointsFor lists the endpoints for a reference: as Endpoints, without
+// the mirrors whose pull-from-mirror excludes it (byDigest says whether the
+// reference is pinned by digest).
+func (c *Config) EndpointsFor(name string, byDigest bool) ([]Endpoint, error) {
+	eps, err := c.endpoints(name, byDigest)
+	if err != nil {
+		return nil, err
+	}
+	if len(eps) == 0 {
+		return nil, fmt.Errorf("%s: no mirror serves a reference pinned by %s and mirrors-only is set", name, map[bool]string{true: "digest", false: "tag"}[byDigest])
+	}
+	return eps, nil
 }
 
 // String is host/repository, for messages.
@@ -134,6 +164,9 @@ func (c *Config) validate() error {
 		} else if strings.Contains(r.Prefix, "*") {
 			return fmt.Errorf("registry %q: a wildcard must be a leading \"*.\"", r.Prefix)
 		}
+		if r.MirrorsOnly && len(r.Mirrors) == 0 {
+			return fmt.Errorf("registry %q: mirrors-only without mirrors", r.Prefix)
+		}
 		if seen[r.Prefix] {
 			return fmt.Errorf("registry %q: prefix listed twice", r.Prefix)
 		}
@@ -143,6 +176,11 @@ func (c *Config) validate() error {
 				return fmt.Errorf("registry %q: mirror #%d: location %q must be host[:port][/path]", r.Prefix, j+1, m.Location)
 			}
 			r.Mirrors[j].Location = strings.TrimSuffix(m.Location, "/")
+			switch m.PullFromMirror {
+			case "", PullFromMirrorAll, PullFromMirrorDigestOnly, PullFromMirrorTagOnly:
+			default:
+				return fmt.Errorf("registry %q: mirror %q: pull-from-mirror %q: want all, digest-only or tag-only", r.Prefix, m.Location, m.PullFromMirror)
+			}
 		}
 	}
 	return nil
@@ -184,6 +222,10 @@ func (c *Config) Lookup(name string) (Registry, int, bool) {
 // then the registry itself. Insecure is set from the config, and by default
 // for loopback hosts (as docker treats 127.0.0.0/8 and localhost).
 func (c *Config) Endpoints(name string) ([]Endpoint, error) {
+	return c.endpoints(name, true)
+}
+
+func (c *Config) endpoints(name string, byDigest bool) ([]Endpoint, error) {
 	if c == nil {
 		c = &Config{}
 	}
@@ -195,13 +237,25 @@ func (c *Config) Endpoints(name string) ([]Endpoint, error) {
 			return nil, fmt.Errorf("%s: %w (prefix %q)", name, ErrBlocked, reg.Prefix)
 		}
 		for _, m := range reg.Mirrors {
+			switch m.PullFromMirror {
+			case PullFromMirrorDigestOnly:
+				if !byDigest {
+					continue
+				}
+			case PullFromMirrorTagOnly:
+				if byDigest {
+					continue
+				}
+			}
 			eps = append(eps, endpoint(m.Location+rest, m.Insecure, true))
 		}
-		loc := name
-		if reg.Location != "" {
-			loc = reg.Location + rest
+		if !reg.MirrorsOnly {
+			loc := name
+			if reg.Location != "" {
+				loc = reg.Location + rest
+			}
+			eps = append(eps, endpoint(loc, reg.Insecure, false))
 		}
-		eps = append(eps, endpoint(loc, reg.Insecure, false))
 	} else {
 		eps = append(eps, endpoint(name, false, false))
 	}

@@ -203,3 +203,51 @@ func FuzzParse(f *testing.F) {
 }
 
 func base64Std(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }
+
+func TestPullFromMirrorAndMirrorsOnly(t *testing.T) {
+	c, err := Parse([]byte(`
+[[registry]]
+prefix = "quay.io"
+mirrors-only = true
+[[registry.mirror]]
+location = "pinned.mirror"
+pull-from-mirror = "digest-only"
+[[registry.mirror]]
+location = "tags.mirror"
+pull-from-mirror = "tag-only"
+[[registry.mirror]]
+location = "any.mirror"
+`), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hosts := func(byDigest bool) string {
+		eps, err := c.EndpointsFor("quay.io/a/b", byDigest)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var h []string
+		for _, e := range eps {
+			h = append(h, e.Host)
+		}
+		return strings.Join(h, " ")
+	}
+	if got := hosts(true); got != "pinned.mirror any.mirror" {
+		t.Errorf("by digest: %s", got)
+	}
+	if got := hosts(false); got != "tags.mirror any.mirror" {
+		t.Errorf("by tag: %s", got)
+	}
+	only, _ := Parse([]byte("[[registry]]\nprefix = \"x.io\"\nmirrors-only = true\n[[registry.mirror]]\nlocation = \"m\"\npull-from-mirror = \"digest-only\"\n"), nil)
+	if _, err := only.EndpointsFor("x.io/a", false); err == nil {
+		t.Error("a tag pull with only a digest-only mirror and mirrors-only should fail")
+	}
+	for _, doc := range []string{
+		"[[registry]]\nprefix = \"x\"\nmirrors-only = true\n",
+		"[[registry]]\nprefix = \"x\"\n[[registry.mirror]]\nlocation = \"m\"\npull-from-mirror = \"sometimes\"\n",
+	} {
+		if _, err := Parse([]byte(doc), nil); err == nil {
+			t.Errorf("Parse(%q) succeeded", doc)
+		}
+	}
+}

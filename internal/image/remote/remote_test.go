@@ -342,6 +342,22 @@ location = "127.0.0.1:1/dead"
 	if err == nil || !strings.Contains(err.Error(), "127.0.0.1:1/dead/lib/app") || !strings.Contains(err.Error(), "unreachable.invalid/lib/app") {
 		t.Fatalf("error should name both endpoints: %v", err)
 	}
+	// A digest-only mirror (CRI-O's pull-from-mirror) serves pinned
+	// references only; a tag goes to the (here unreachable) location.
+	cfg = fmt.Sprintf(`
+[[registry]]
+prefix = "unreachable.invalid"
+[[registry.mirror]]
+location = "%s/mirrored"
+pull-from-mirror = "digest-only"
+`, reg.Host)
+	if _, err := newClient(t, cfg, nil).Pull(ctx, ref(t, "unreachable.invalid/lib/app@"+img.Manifest.Digest.String()), remote.PullOptions{Store: newStore(t)}); err != nil {
+		t.Fatalf("digest pull through a digest-only mirror: %v", err)
+	}
+	if _, err := newClient(t, cfg, nil).Pull(ctx, ref(t, "unreachable.invalid/lib/app:v1"), remote.PullOptions{Store: newStore(t)}); err == nil || strings.Contains(err.Error(), reg.Host) {
+		t.Fatalf("tag pull must not use a digest-only mirror: %v", err)
+	}
+
 	// A mirror that lacks the image (404) also falls through.
 	cfg = fmt.Sprintf(`
 [[registry]]

@@ -36,7 +36,7 @@ var _ image.Fetcher = (*Repository)(nil)
 
 // Repository returns the repository ref names.
 func (c *Client) Repository(ref image.Reference) (*Repository, error) {
-	eps, err := c.cfg.Endpoints(ref.Name())
+	eps, err := c.cfg.EndpointsFor(ref.Name(), ref.Digest != "")
 	if err != nil {
 		return nil, err
 	}
