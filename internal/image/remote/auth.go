@@ -152,7 +152,11 @@ func (c *Client) fetchToken(ctx context.Context, ep registries.Endpoint, ch chal
 		}
 	}
 	req.Header.Set("User-Agent", c.ua)
-	resp, err := c.httpClient(ep).Do(req)
+	cl, err := c.httpClient(ep)
+	if err != nil {
+		return bearerToken{}, err
+	}
+	resp, err := cl.Do(req)
 	if err != nil {
 		return bearerToken{}, fmt.Errorf("token request: %w", err)
 	}

@@ -52,6 +52,9 @@ type Options struct {
 	// Backoff is the first wait between attempts, doubled each time and
 	// capped at 10s; 0 means 250ms.
 	Backoff time.Duration
+	// CertsDir holds per-registry CA and client certificates (see
+	// DefaultCertsDir); "" means none.
+	CertsDir string
 }
 
 // Client talks to registries. It is safe for concurrent use; it caches, per
@@ -59,8 +62,10 @@ type Options struct {
 type Client struct {
 	cfg      *registries.Config
 	auth     *registries.Auth
+	base     http.RoundTripper
 	secure   *http.Client
 	insecure *http.Client
+	certsDir string
 	log      *slog.Logger
 	ua       string
 	retries  int
@@ -89,6 +94,8 @@ func New(opts Options) *Client {
 	c := &Client{
 		cfg:      opts.Config,
 		auth:     opts.Auth,
+		base:     base,
+		certsDir: opts.CertsDir,
 		secure:   &http.Client{Transport: base},
 		insecure: &http.Client{Transport: insecure},
 		log:      opts.Logger,
@@ -120,6 +127,10 @@ func New(opts Options) *Client {
 // hostState is what one host taught us: the scheme that works, how it wants
 // to be authenticated, and tokens per scope.
 type hostState struct {
+	clientOnce sync.Once
+	client     *http.Client
+	clientErr  error
+
 	mu        sync.Mutex
 	pinged    bool
 	scheme    string
@@ -147,11 +158,10 @@ func (c *Client) host(ep registries.Endpoint) *hostState {
 	return hs
 }
 
-func (c *Client) httpClient(ep registries.Endpoint) *http.Client {
-	if ep.Insecure {
-		return c.insecure
-	}
-	return c.secure
+func (c *Client) httpClient(ep registries.Endpoint) (*http.Client, error) {
+	hs := c.host(ep)
+	cl := c.hostClient(ep, hs)
+	return cl, hs.clientErr
 }
 
 // ping learns the host's scheme and challenge from GET /v2/
@@ -208,7 +218,11 @@ func (c *Client) roundTrip(ctx context.Context, ep registries.Endpoint, method, 
 		if auth != "" {
 			req.Header.Set("Authorization", auth)
 		}
-		resp, err := c.httpClient(ep).Do(req)
+		cl, err := c.httpClient(ep)
+		if err != nil {
+			return nil, err
+		}
+		resp, err := cl.Do(req)
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil, ctx.Err()

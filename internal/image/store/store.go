@@ -44,6 +44,8 @@ type Options struct {
 	Transport http.RoundTripper
 	Retries   int
 	Backoff   time.Duration
+	// CertsDir is passed to the registry client (remote.DefaultCertsDir).
+	CertsDir string
 }
 
 // Store is one data root's images.
@@ -71,7 +73,7 @@ func Open(opts Options) (*Store, error) {
 	if err := os.MkdirAll(tmp, 0o700); err != nil {
 		return nil, fmt.Errorf("open image store: %w", err)
 	}
-	c := remote.New(remote.Options{Config: opts.Registries, Auth: opts.Auth, Logger: opts.Logger, Transport: opts.Transport, Retries: opts.Retries, Backoff: opts.Backoff})
+	c := remote.New(remote.Options{Config: opts.Registries, Auth: opts.Auth, Logger: opts.Logger, Transport: opts.Transport, Retries: opts.Retries, Backoff: opts.Backoff, CertsDir: opts.CertsDir})
 	return &Store{Content: cs, Meta: md, client: c, tmp: tmp}, nil
 }
 
