@@ -121,6 +121,11 @@ func (c *Client) Pull(ctx context.Context, ref image.Reference, opts PullOptions
 		break
 	}
 
+	// An OCI artifact (a signature, a Helm chart) is a manifest too; it is
+	// not something to run (image-spec manifest.md, config.mediaType).
+	if mt := manifest.Config.MediaType; mt != ocispec.MediaTypeImageConfig && mt != image.MediaTypeDockerConfig {
+		return ocispec.Descriptor{}, fmt.Errorf("pull %s: %w: config media type %q: not a container image", ref, image.ErrUnsupportedMedia, mt)
+	}
 	p := &progress{fn: opts.Progress, stall: opts.StallTimeout}
 	// The config first: it is small, and it must agree with the manifest on
 	// the number of layers (image-spec config.md, rootfs.diff_ids).
@@ -130,7 +135,7 @@ func (c *Client) Pull(ctx context.Context, ref image.Reference, opts PullOptions
 	if err := c.fetchBlob(ctx, repo, opts.Store, manifest.Config, p); err != nil {
 		return ocispec.Descriptor{}, fmt.Errorf("pull %s: config: %w", ref, err)
 	}
-	if err := checkConfig(ctx, opts.Store, manifest); err != nil {
+	if err := c.checkConfig(ctx, opts.Store, manifest, platform, opts.Platform != nil); err != nil {
 		return ocispec.Descriptor{}, fmt.Errorf("pull %s: %w", ref, err)
 	}
 	if err := c.fetchLayers(ctx, repo, opts.Store, manifest.Layers, opts.Concurrency, p); err != nil {
@@ -144,7 +149,11 @@ func (c *Client) Pull(ctx context.Context, ref image.Reference, opts PullOptions
 	return top, nil
 }
 
-func checkConfig(ctx context.Context, store content.Provider, m ocispec.Manifest) error {
+// checkConfig holds the config against the manifest, and against the
+// platform when the image did not come through an index: a platform asked
+// for explicitly must match (as containerd does); the host's default only
+// warns, since some single-platform images leave the field wrong.
+func (c *Client) checkConfig(ctx context.Context, store content.Provider, m ocispec.Manifest, want ocispec.Platform, explicit bool) error {
 	b, err := content.ReadBlob(ctx, store, m.Config)
 	if err != nil {
 		return fmt.Errorf("read config: %w", err)
@@ -155,6 +164,13 @@ func checkConfig(ctx context.Context, store content.Provider, m ocispec.Manifest
 	}
 	if n := len(cfg.RootFS.DiffIDs); n != len(m.Layers) {
 		return fmt.Errorf("config %s: %w: %d diff_ids for %d layers", m.Config.Digest, image.ErrInvalidManifest, n, len(m.Layers))
+	}
+	have := ocispec.Platform{OS: cfg.OS, Architecture: cfg.Architecture, Variant: cfg.Variant}
+	if have.OS != "" && have.Architecture != "" && image.PlatformMatch(want, have) == 0 {
+		if explicit {
+			return fmt.Errorf("%w: image is for %s, %s was asked for", image.ErrNoMatchingPlatform, image.PlatformString(have), image.PlatformString(want))
+		}
+		c.log.Warn("image platform differs from this host's", "image", image.PlatformString(have), "host", image.PlatformString(want))
 	}
 	return nil
 }

@@ -771,3 +771,28 @@ func TestPullStallTimeout(t *testing.T) {
 	}
 	t.Log(err)
 }
+
+// TestPullRefusesArtifactsAndWrongPlatform: a manifest whose config is not
+// an image config is not pulled as an image, and a single-platform image
+// for another platform is refused when a platform is asked for.
+func TestPullRefusesArtifactsAndWrongPlatform(t *testing.T) {
+	reg := testenv.StartRegistry(t, testenv.RegistryOptions{})
+	img := twoLayerImage(t, arm64)
+	reg.PushImage(t, "test/armonly", "v1", img)
+	c := newClient(t, "", nil)
+	ctx := context.Background()
+	if _, err := c.Pull(ctx, ref(t, reg.Host+"/test/armonly:v1"), remote.PullOptions{Store: newStore(t), Platform: &amd64}); !errors.Is(err, image.ErrNoMatchingPlatform) {
+		t.Fatalf("arm64-only image pulled for amd64: %v", err)
+	}
+	if _, err := c.Pull(ctx, ref(t, reg.Host+"/test/armonly:v1"), remote.PullOptions{Store: newStore(t), Platform: &arm64}); err != nil {
+		t.Fatal(err)
+	}
+
+	cfg := reg.PushBlob(t, "test/chart", []byte(`{"name":"chart"}`))
+	m := fmt.Sprintf(`{"schemaVersion":2,"mediaType":%q,"config":{"mediaType":"application/vnd.cncf.helm.config.v1+json","digest":%q,"size":%d},"layers":[]}`,
+		ocispec.MediaTypeImageManifest, cfg.Digest, cfg.Size)
+	reg.PushManifest(t, "test/chart", "v1", ocispec.MediaTypeImageManifest, []byte(m))
+	if _, err := c.Pull(ctx, ref(t, reg.Host+"/test/chart:v1"), remote.PullOptions{Store: newStore(t)}); !errors.Is(err, image.ErrUnsupportedMedia) {
+		t.Fatalf("pull of a Helm chart: %v", err)
+	}
+}
