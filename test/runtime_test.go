@@ -21,8 +21,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -150,6 +152,10 @@ func (r *runtime) runWith(o runOpts, args ...string) result {
 	ctx, cancel := context.WithTimeout(context.Background(), cmdTimeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, r.bin, full...)
+	// On a timeout kill the runtime's whole process group, so that a hung
+	// runtime does not leave its init child behind.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 	cmd.Stdin = strings.NewReader(o.stdin)
 	outF, err := os.CreateTemp("", "hk-out")
 	if err != nil {
@@ -233,12 +239,26 @@ func (r *runtime) waitStatus(id string, want specs.ContainerState) specs.State {
 // the test got as far as deleting it.
 func (r *runtime) cleanupContainer(id string) {
 	r.t.Cleanup(func() {
-		if _, res := r.state(id); res.code != 0 {
+		if _, res := r.state(id); res.code == 0 {
+			r.run("kill", id, "KILL")
+			if res := r.run("delete", "--force", id); res.code != 0 {
+				r.t.Errorf("cleanup: %v", res)
+			}
+		}
+		// A deleted container has no cgroup left (runtime.md "delete":
+		// "MUST destroy the resources that were created during create").
+		// Report what the runtime left, and remove it so that one broken
+		// run does not litter the machine.
+		if id == "" || strings.Contains(id, "/") || id == ".." {
 			return
 		}
-		r.run("kill", id, "KILL")
-		if res := r.run("delete", "--force", id); res.code != 0 {
-			r.t.Errorf("cleanup: %v", res)
+		for _, dir := range slices.Backward(listCgroupDirs(r.t)) {
+			if filepath.Base(dir) == id {
+				r.t.Errorf("cgroup %s left after delete", dir)
+				if err := os.Remove(dir); err != nil {
+					r.t.Logf("remove leaked cgroup: %v", err)
+				}
+			}
 		}
 	})
 }
