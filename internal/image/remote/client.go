@@ -184,7 +184,7 @@ func (c *Client) ping(ctx context.Context, ep registries.Endpoint, hs *hostState
 		if i+1 < len(schemes) {
 			retries = 0 // a TLS failure is not transient; fall back at once
 		}
-		resp, err := c.roundTrip(ctx, ep, http.MethodGet, scheme+"://"+ep.Host+"/v2/", nil, "", retries)
+		resp, err := c.roundTrip(ctx, ep, http.MethodGet, scheme+"://"+ep.Host+"/v2/", nil, "", retries, nil, 0)
 		if err != nil {
 			if ctx.Err() != nil {
 				return ctx.Err()
@@ -205,11 +205,18 @@ func (c *Client) ping(ctx context.Context, ep registries.Endpoint, hs *hostState
 
 // roundTrip sends one request, repeating it on transient failures; auth is
 // the Authorization header value or "".
-func (c *Client) roundTrip(ctx context.Context, ep registries.Endpoint, method, url string, hdr http.Header, auth string, retries int) (*http.Response, error) {
+func (c *Client) roundTrip(ctx context.Context, ep registries.Endpoint, method, url string, hdr http.Header, auth string, retries int, body func() (io.ReadCloser, error), size int64) (*http.Response, error) {
 	for attempt := 0; ; attempt++ {
 		req, err := http.NewRequestWithContext(ctx, method, url, nil)
 		if err != nil {
 			return nil, err
+		}
+		if body != nil {
+			if req.Body, err = body(); err != nil {
+				return nil, err
+			}
+			req.GetBody = body // for redirects
+			req.ContentLength = size
 		}
 		for k, v := range hdr {
 			req.Header[k] = v
@@ -297,24 +304,47 @@ func drain(resp *http.Response) {
 	resp.Body.Close()
 }
 
-// send issues a request to ep with auth and retries. scope is the token
-// scope ("repository:<name>:pull"). The caller closes the body of a
-// successful response; any status other than 2xx (and 3xx is followed by
-// net/http) comes back as an error.
+// request is one registry request. body, when set, is called for every
+// attempt, since a retried or re-authenticated request needs a fresh body.
+type request struct {
+	method string
+	path   string // "/v2/..."; or url, absolute (an upload Location)
+	url    string
+	hdr    http.Header
+	body   func() (io.ReadCloser, error)
+	size   int64
+	push   bool // needs the push scope
+}
+
+// send issues a GET/HEAD to ep with auth and retries; see do.
 func (c *Client) send(ctx context.Context, ep registries.Endpoint, method, path string, hdr http.Header) (*http.Response, error) {
+	return c.do(ctx, ep, request{method: method, path: path, hdr: hdr})
+}
+
+// do issues r with auth and retries. The token scope is the repository's
+// pull (and push) scope. The caller closes the body of a successful
+// response; any status other than 2xx (3xx is followed by net/http) comes
+// back as an error.
+func (c *Client) do(ctx context.Context, ep registries.Endpoint, r request) (*http.Response, error) {
 	hs := c.host(ep)
 	if err := c.ping(ctx, ep, hs); err != nil {
 		return nil, err
 	}
-	url := hs.scheme + "://" + ep.Host + path
+	url := r.url
+	if url == "" {
+		url = hs.scheme + "://" + ep.Host + r.path
+	}
 	scope := "repository:" + ep.Repository + ":pull"
+	if r.push {
+		scope += ",push"
+	}
 	reauthed := false
 	for {
 		auth, err := c.authorization(ctx, ep, hs, scope)
 		if err != nil {
 			return nil, err
 		}
-		resp, err := c.roundTrip(ctx, ep, method, url, hdr, auth, c.retries)
+		resp, err := c.roundTrip(ctx, ep, r.method, url, r.hdr, auth, c.retries, r.body, r.size)
 		if err != nil {
 			return nil, err
 		}
@@ -340,7 +370,7 @@ func (c *Client) send(ctx context.Context, ep registries.Endpoint, method, path 
 		if resp.StatusCode >= 200 && resp.StatusCode < 300 {
 			return resp, nil
 		}
-		return nil, statusError(method, url, resp)
+		return nil, statusError(r.method, url, resp)
 	}
 }
 

@@ -306,3 +306,21 @@ func (s *Store) ChainIDs(ctx context.Context) (map[digest.Digest]bool, error) {
 	}
 	return keep, nil
 }
+
+// Push uploads the image named name to dest's registry ("" means name's
+// own), from the store: every platform the store holds of it; an index
+// whose other platforms were never pulled cannot be pushed whole.
+func (s *Store) Push(ctx context.Context, name, dest string) error {
+	rec, err := s.Get(ctx, name)
+	if err != nil {
+		return err
+	}
+	if dest == "" {
+		dest = rec.Name
+	}
+	ref, err := normalise(dest)
+	if err != nil {
+		return err
+	}
+	return s.client.Push(ctx, ref, image.StoreFetcher{Provider: s.Content}, rec.Target)
+}

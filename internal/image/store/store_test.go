@@ -76,6 +76,13 @@ func TestLifecycle(t *testing.T) {
 		t.Fatalf("ChainIDs = %v, want %v", chains, want)
 	}
 
+	if err := s.Push(ctx, "app", reg.Host+"/pushed/app:2.0"); err != nil {
+		t.Fatal(err)
+	}
+	if rec, err := open(t).Pull(ctx, reg.Host+"/pushed/app:2.0", store.PullOptions{}); err != nil || rec.Target.Digest != img.Manifest.Digest {
+		t.Fatalf("pull of the pushed image: %+v, %v", rec, err)
+	}
+
 	var saved bytes.Buffer
 	if err := s.Save(ctx, &saved, []string{"app"}, archive.SaveOptions{}); err != nil {
 		t.Fatal(err)
