@@ -199,12 +199,17 @@ func lockIngest(ctx context.Context, dir string) (*os.File, error) {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
+		// A committer may remove the directory at any moment (after
+		// publishing); both failures below mean "it just went", so retry.
 		if err := os.MkdirAll(dir, 0o700); err != nil {
+			if errors.Is(err, fs.ErrExist) {
+				continue
+			}
 			return nil, err
 		}
 		f, err := os.OpenFile(filepath.Join(dir, "lock"), os.O_RDWR|os.O_CREATE|unix.O_CLOEXEC, 0o600)
 		if errors.Is(err, fs.ErrNotExist) {
-			continue // a committer removed the directory just now
+			continue
 		}
 		if err != nil {
 			return nil, err
