@@ -109,8 +109,18 @@ func (s *Store) Pull(ctx context.Context, name string, opts PullOptions) (metada
 	if err != nil {
 		return metadata.Image{}, err
 	}
-	return s.Meta.PutImage(ctx, metadata.Image{Name: ref.String(), Target: desc})
+	p := image.DefaultPlatform()
+	if opts.Platform != nil {
+		p = *opts.Platform
+	}
+	return s.Meta.PutImage(ctx, metadata.Image{Name: ref.String(), Target: desc, Labels: map[string]string{LabelPlatform: image.PlatformString(p)}})
 }
+
+// LabelPlatform records on an image the platform it was pulled for, which
+// Image picks when asked for none: an arm64 image pulled on purpose onto an
+// amd64 host is what the user wants to run (under emulation), and the
+// host's own platform was never fetched.
+const LabelPlatform = "hako.io/platform"
 
 // Get returns the record for name (as a user writes it).
 func (s *Store) Get(ctx context.Context, name string) (metadata.Image, error) {
@@ -134,6 +144,10 @@ func (s *Store) Image(ctx context.Context, name string, platform *ocispec.Platfo
 	p := image.DefaultPlatform()
 	if platform != nil {
 		p = *platform
+	} else if lp, ok := rec.Labels[LabelPlatform]; ok {
+		if pp, err := image.ParsePlatform(lp); err == nil {
+			p = pp
+		}
 	}
 	img, err := image.ResolveImage(ctx, image.StoreFetcher{Provider: s.Content}, rec.Target, p)
 	if err != nil {

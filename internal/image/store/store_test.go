@@ -141,3 +141,30 @@ func TestImport(t *testing.T) {
 		t.Fatalf("layers %v %v", ls, err)
 	}
 }
+
+// TestPulledPlatformIsRemembered: an image pulled for another platform is
+// what Image returns when no platform is given.
+func TestPulledPlatformIsRemembered(t *testing.T) {
+	ctx := context.Background()
+	reg := testenv.StartRegistry(t, testenv.RegistryOptions{})
+	arm64 := ocispec.Platform{OS: "linux", Architecture: "arm64"}
+	other := amd64
+	if image.DefaultPlatform().Architecture == "amd64" {
+		other = arm64
+	}
+	a := testenv.BuildImage(t, amd64, testenv.TestLayer{"a": "amd"})
+	b := testenv.BuildImage(t, arm64, testenv.TestLayer{"a": "arm"})
+	reg.PushIndex(t, "multi/app", "v1", a, b)
+	s := open(t)
+	if _, err := s.Pull(ctx, reg.Host+"/multi/app:v1", store.PullOptions{Platform: &other}); err != nil {
+		t.Fatal(err)
+	}
+	im, err := s.Image(ctx, reg.Host+"/multi/app:v1", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := im.Config(ctx)
+	if err != nil || cfg.Architecture != other.Architecture {
+		t.Fatalf("Image(nil) = %s, %v; want the pulled %s", cfg.Architecture, err, other.Architecture)
+	}
+}
