@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -47,7 +48,21 @@ func newClient(t *testing.T, cfg string, auth *registries.Auth) *remote.Client {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return remote.New(remote.Options{Config: c, Auth: auth, Backoff: time.Millisecond, Retries: 2})
+	return remote.New(remote.Options{Config: c, Auth: auth, Backoff: time.Millisecond, Retries: 2, Transport: hermetic()})
+}
+
+// hermetic is a transport that answers names under .invalid (RFC 2606) as
+// not found without asking DNS, so tests do not depend on a resolver.
+func hermetic() *http.Transport {
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	var d net.Dialer
+	tr.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		if host, _, _ := net.SplitHostPort(addr); strings.HasSuffix(host, ".invalid") {
+			return nil, &net.OpError{Op: "dial", Net: network, Err: &net.DNSError{Err: "no such host", Name: host, IsNotFound: true}}
+		}
+		return d.DialContext(ctx, network, addr)
+	}
+	return tr
 }
 
 func ref(t *testing.T, s string) image.Reference {
