@@ -251,3 +251,15 @@ location = "any.mirror"
 		}
 	}
 }
+
+func FuzzParseAuth(f *testing.F) {
+	f.Add([]byte(`{"auths":{"https://index.docker.io/v1/":{"auth":"dTpw"},"quay.io/team":{"identitytoken":"x"}}}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		a, err := ParseAuth(data)
+		if err != nil {
+			return
+		}
+		a.Lookup("docker.io", "library/busybox")
+		a.Lookup("quay.io", "team/x")
+	})
+}
