@@ -32,7 +32,7 @@ test-unit-pkgs:
 	$(GO) test $(GOTESTFLAGS) $(UNIT_PKGS)
 
 test-integration:
-	HAKO_RUNTIME=$(HAKO_RUNTIME) $(GO) test $(GOTESTFLAGS) -count=1 -timeout 10m ./test/...
+	HAKO_RUNTIME=$(HAKO_RUNTIME) $(GO) test $(GOTESTFLAGS) -count=1 -parallel 4 -timeout 10m ./test/...
 
 test-conformance:
 	scripts/oci-conformance-gate.sh $(HAKO_RUNTIME)

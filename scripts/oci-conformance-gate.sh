@@ -8,6 +8,9 @@
 #   usage: scripts/oci-conformance-gate.sh [RUNTIME]   (default ./bin/hako)
 #   env:   SHARED_DIR  where shared/ is (default <repo>/../shared)
 #          EXPECTED    the list (default test/conformance/oci-expected-pass.txt)
+#          OCI_VALIDATION_TIMEOUT  seconds per suite test (default here 20, not
+#                      the suite's 60: runc needs ~1.5 s per test, and 58 tests
+#                      of a hanging runtime must not eat the CI budget)
 #
 # Last line: conformance-gate: N passed, N failed   (N failed counts the
 # listed tests that did not pass; unlisted failures are not counted).
@@ -28,6 +31,7 @@ trap 'rm -f "$LOG"' EXIT
 # The suite prints its own table; keep it visible and parse it afterwards.
 # Its exit status is non-zero only when it could not run at all.
 export OCI_VALIDATION_OUT=${OCI_VALIDATION_OUT:-$ROOT/oci-validation-results}
+export OCI_VALIDATION_TIMEOUT=${OCI_VALIDATION_TIMEOUT:-20}
 bash "$SUITE" "$RUNTIME" | tee "$LOG"
 
 # Table rows: TEST EXIT OK NOT_OK RESULT
