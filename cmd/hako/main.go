@@ -1,3 +1,10 @@
+// These two settings stop the Go runtime from reading cgroup files at every
+// start to size GOMAXPROCS: hako runs once per container operation, and
+// "hako init" is single-threaded work anyway.
+
+//go:debug containermaxprocs=0
+//go:debug updatemaxprocs=0
+
 // Command hako is a container runtime: an OCI runtime compatible with runc's
 // command line, plus image, pod and CRI front ends over the same packages.
 package main

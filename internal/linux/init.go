@@ -86,9 +86,26 @@ func state(b *sync.Bootstrap, status specs.ContainerState) *specs.State {
 func createContainer(conn *sync.Conn, b *sync.Bootstrap) error {
 	s := b.Spec
 	var warnings []string
+	t := newTimer(b.Debug)
+	inCgroup := false
+	waitCgroup := func() error {
+		if inCgroup {
+			return nil
+		}
+		if _, err := conn.Expect(sync.TypeCgroup); err != nil {
+			return step("wait for cgroup", err)
+		}
+		inCgroup = true
+		t.mark("wait for cgroup")
+		return nil
+	}
 
-	// 1. Namespaces that clone(2) cannot create for us.
+	// 1. Namespaces that clone(2) cannot create for us. A cgroup
+	//    namespace is rooted where we are: only after the parent moved us.
 	if b.NewCgroupNS {
+		if err := waitCgroup(); err != nil {
+			return err
+		}
 		if err := step("unshare cgroup namespace", unix.Unshare(unix.CLONE_NEWCGROUP)); err != nil {
 			return err
 		}
@@ -100,9 +117,13 @@ func createContainer(conn *sync.Conn, b *sync.Bootstrap) error {
 	}
 	// 2. The root filesystem and every mount, before pivot_root.
 	if !b.NoMountNS {
-		if err := step("prepare rootfs", rootfs.Prepare(s, b.Rootfs)); err != nil {
+		if err := step("prepare rootfs", rootfs.PrepareWith(s, b.Rootfs, rootfs.Options{BeforeCgroup: waitCgroup})); err != nil {
 			return err
 		}
+		t.mark("prepare rootfs")
+	}
+	if err := waitCgroup(); err != nil {
+		return err
 	}
 	// 3. prestart and createRuntime hooks run in the runtime namespace: the
 	//    parent runs them while we wait.
@@ -129,6 +150,7 @@ func createContainer(conn *sync.Conn, b *sync.Bootstrap) error {
 	} else if err := step("pivot root", rootfs.Pivot(b.Rootfs, b.NoPivot)); err != nil {
 		return err
 	}
+	t.mark("pivot root")
 	// 6. The console, before masking: /dev/console is bound to our pty.
 	if s.Process != nil && s.Process.Terminal {
 		if err := step("set up console", setupConsole(b.ConsoleFD, s.Process.ConsoleSize, true)); err != nil {
@@ -161,8 +183,9 @@ func createContainer(conn *sync.Conn, b *sync.Bootstrap) error {
 			return step("find executable", err)
 		}
 	}
+	t.mark("finish")
 	// 9. Tell the parent we are created; it records state and exits.
-	if err := conn.Send(&sync.Message{Type: sync.TypeReady, Warnings: warnings}); err != nil {
+	if err := conn.Send(&sync.Message{Type: sync.TypeReady, Warnings: warnings, Timings: t.steps}); err != nil {
 		return err
 	}
 	// With exec.fifo the parent returns now; without it (run) it keeps
@@ -192,6 +215,9 @@ func createContainer(conn *sync.Conn, b *sync.Bootstrap) error {
 // has moved us into its cgroup.
 func execProcess(conn *sync.Conn, b *sync.Bootstrap) error {
 	s := b.Spec
+	if _, err := conn.Expect(sync.TypeCgroup); err != nil {
+		return step("wait for cgroup", err)
+	}
 	if s.Process.Terminal {
 		if err := step("set up console", setupConsole(b.ConsoleFD, s.Process.ConsoleSize, false)); err != nil {
 			return err

@@ -25,6 +25,21 @@ import (
 //     default devices and /dev symlinks (config-linux.md "Default Devices",
 //     "Default File Systems").
 func Prepare(s *specs.Spec, rootfs string) error {
+	return PrepareWith(s, rootfs, Options{})
+}
+
+// Options tune Prepare.
+type Options struct {
+	// BeforeCgroup, if set, is called once before the first "cgroup"
+	// mount. Init uses it to wait for the runtime to move it into its
+	// cgroup only when that is needed (the cgroup mount shows the
+	// container's own cgroup), so that the kernel's slow cgroup migration
+	// overlaps with the mounts before it.
+	BeforeCgroup func() error
+}
+
+// PrepareWith is Prepare with options.
+func PrepareWith(s *specs.Spec, rootfs string, opts Options) error {
 	rootfs, err := hostPath(rootfs)
 	if err != nil {
 		return err
@@ -33,7 +48,7 @@ func Prepare(s *specs.Spec, rootfs string) error {
 	if s.Linux != nil {
 		lx = *s.Linux
 	}
-	p := &preparer{linux: &lx, rootfs: rootfs}
+	p := &preparer{linux: &lx, rootfs: rootfs, beforeCgroup: opts.BeforeCgroup}
 	if err := p.prepareRoot(); err != nil {
 		return err
 	}
@@ -79,6 +94,8 @@ type preparer struct {
 	devBind   bool   // /dev is bound from elsewhere: create no devices
 	procMount bool   // the spec mounts proc at /proc
 	ptsMount  bool   // the spec mounts devpts at /dev/pts
+
+	beforeCgroup func() error // Options.BeforeCgroup, cleared once called
 }
 
 // mountTable reads /proc/self/mountinfo once per Prepare, only if a step
@@ -240,6 +257,13 @@ func (p *preparer) mount(m *specs.Mount) error {
 	case o.remount:
 		err = p.remount(dest, o)
 	case m.Type == "cgroup":
+		if p.beforeCgroup != nil {
+			wait := p.beforeCgroup
+			p.beforeCgroup = nil
+			if err := wait(); err != nil {
+				return err
+			}
+		}
 		err = p.cgroupMount(m, dest, o)
 	case m.Type == "":
 		err = fmt.Errorf("%w: mount has no type and is not a bind mount", ErrInvalid)

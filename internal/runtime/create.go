@@ -119,6 +119,17 @@ func (r *Runtime) Create(ctx context.Context, id string, o CreateOpts) (_ *Creat
 		return nil, fmt.Errorf("create cgroup: %w", err)
 	}
 	cleanups = append(cleanups, func() { cg.Destroy() })
+	// A first state.json (no pid yet): should this process die before the
+	// end, `delete --force` still finds the cgroup to remove.
+	c := &Container{rt: r, dir: dir, rec: record{
+		OCIVersion: specs.Version, ID: id, Bundle: bundle, Rootfs: rootfs,
+		Created: time.Now().UTC(), Owner: owner(), Annotations: s.Annotations,
+		Cgroup: cg.State(), SharedPidNS: !hasNamespace(s, specs.PIDNamespace),
+		NoProcess: s.Process == nil,
+	}}
+	if err := c.save(); err != nil {
+		return nil, err
+	}
 
 	sys := &syscall.SysProcAttr{Cloneflags: plan.cloneFlags}
 	if plan.newUserNS {
@@ -143,6 +154,7 @@ func (r *Runtime) Create(ctx context.Context, id string, o CreateOpts) (_ *Creat
 		NoPivot: o.NoPivot, PreserveFD: o.PreserveFDs,
 		TimeNS: plan.newTimeNS, NewCgroupNS: plan.newCgroupNS,
 		NoMountNS: !hasNamespace(s, specs.MountNamespace),
+		Debug:     slog.Default().Enabled(ctx, slog.LevelDebug),
 	}
 	if !o.StartNow {
 		fifo, err := makeFifo(filepath.Join(dir, "exec.fifo"))
@@ -184,6 +196,7 @@ func (r *Runtime) Create(ctx context.Context, id string, o CreateOpts) (_ *Creat
 	}
 	cleanups = append(cleanups, ch.kill)
 	defer ch.conn.Close()
+	pid := ch.proc.Pid
 	i := 0
 	if !o.StartNow {
 		boot.FifoFD = ch.extraFD[i]
@@ -193,7 +206,6 @@ func (r *Runtime) Create(ctx context.Context, id string, o CreateOpts) (_ *Creat
 		boot.ConsoleFD = ch.extraFD[i]
 		i++
 	}
-	pid := ch.proc.Pid
 	if listener != nil {
 		boot.ListenerFD = ch.extraFD[i]
 		boot.ProcessState = &specs.ContainerProcessState{
@@ -201,11 +213,15 @@ func (r *Runtime) Create(ctx context.Context, id string, o CreateOpts) (_ *Creat
 			State: specs.State{Version: specs.Version, ID: id, Status: StatusCreating, Pid: pid, Bundle: bundle, Annotations: s.Annotations},
 		}
 	}
-
+	if err := ch.conn.Send(&sync.Message{Type: sync.TypeBootstrap, Bootstrap: boot}); err != nil {
+		return nil, initError(ch, err)
+	}
+	// Moving a process between cgroup v1 hierarchies waits for an RCU
+	// grace period in the kernel (milliseconds); init mounts meanwhile.
 	if err := cg.Enter(pid); err != nil {
 		return nil, fmt.Errorf("enter cgroup: %w", err)
 	}
-	if err := ch.conn.Send(&sync.Message{Type: sync.TypeBootstrap, Bootstrap: boot}); err != nil {
+	if err := ch.conn.SendType(sync.TypeCgroup); err != nil {
 		return nil, initError(ch, err)
 	}
 	// Hooks run after the environment exists: status "created"
@@ -219,6 +235,9 @@ func (r *Runtime) Create(ctx context.Context, id string, o CreateOpts) (_ *Creat
 		if m.Type == sync.TypeReady {
 			for _, w := range m.Warnings {
 				slog.Warn(w, "id", id)
+			}
+			if len(m.Timings) > 0 {
+				slog.Debug("init steps", "id", id, "timings", m.Timings)
 			}
 			if o.StartNow {
 				// Init goes straight on to execve; the sync socket is
@@ -253,13 +272,7 @@ func (r *Runtime) Create(ctx context.Context, id string, o CreateOpts) (_ *Creat
 	if err != nil {
 		return nil, initError(ch, fmt.Errorf("read init start time: %w", err))
 	}
-	c := &Container{rt: r, dir: dir, rec: record{
-		OCIVersion: specs.Version, ID: id, Pid: pid, PidStart: start,
-		Bundle: bundle, Rootfs: rootfs, Created: time.Now().UTC(),
-		Owner: owner(), Annotations: s.Annotations, Cgroup: cg.State(),
-		SharedPidNS: !hasNamespace(s, specs.PIDNamespace),
-		NoProcess:   s.Process == nil,
-	}}
+	c.rec.Pid, c.rec.PidStart = pid, start
 	if s.Hooks != nil && (len(s.Hooks.Poststart) > 0 || len(s.Hooks.Poststop) > 0) {
 		c.rec.Hooks = &specs.Hooks{Poststart: s.Hooks.Poststart, Poststop: s.Hooks.Poststop}
 	}

@@ -131,9 +131,6 @@ func (c *Container) Exec(ctx context.Context, o ExecOpts) (_ *Execed, err error)
 		}
 	}()
 	defer ch.conn.Close()
-	if err := cg.Enter(ch.proc.Pid); err != nil {
-		return nil, fmt.Errorf("enter cgroup: %w", err)
-	}
 	execSpec := &specs.Spec{Version: s.Version, Process: p, Linux: &specs.Linux{}}
 	if s.Linux != nil {
 		execSpec.Linux.Seccomp = s.Linux.Seccomp
@@ -151,6 +148,12 @@ func (c *Container) Exec(ctx context.Context, o ExecOpts) (_ *Execed, err error)
 		}
 	}
 	if err := ch.conn.Send(&sync.Message{Type: sync.TypeBootstrap, Bootstrap: boot}); err != nil {
+		return nil, initError(ch, err)
+	}
+	if err := cg.Enter(ch.proc.Pid); err != nil {
+		return nil, fmt.Errorf("enter cgroup: %w", err)
+	}
+	if err := ch.conn.SendType(sync.TypeCgroup); err != nil {
 		return nil, initError(ch, err)
 	}
 	if _, err := ch.conn.Expect(sync.TypeReady); err != nil {

@@ -105,6 +105,9 @@ func (c *Container) Kill(sig syscall.Signal, all bool) error {
 	if all {
 		return c.signalAll(sig)
 	}
+	if c.rec.Pid <= 0 {
+		return fmt.Errorf("container %s is still being created: %w", c.rec.ID, ErrBadState)
+	}
 	if err := unix.Kill(c.rec.Pid, sig); err != nil {
 		return fmt.Errorf("kill %d: %w", c.rec.Pid, err)
 	}
@@ -206,7 +209,7 @@ func destroyCgroup(cg destroyer) error {
 // killAndWait SIGKILLs the container and waits until init is gone.
 func (c *Container) killAndWait() error {
 	if cg, err := c.cgroup(); err == nil {
-		if s, err := cg.FreezerState(); err == nil && s == "FROZEN" {
+		if s, err := cg.FreezerState(); err == nil && s == "FROZEN" && c.rec.Pid > 0 {
 			// A frozen process cannot die; kill first, then thaw.
 			unix.Kill(c.rec.Pid, unix.SIGKILL)
 			cg.Thaw()
@@ -214,6 +217,9 @@ func (c *Container) killAndWait() error {
 	}
 	if c.rec.SharedPidNS {
 		c.signalAll(unix.SIGKILL)
+	}
+	if c.rec.Pid <= 0 { // still being created: nothing of ours to signal by pid
+		return c.signalAll(unix.SIGKILL)
 	}
 	if err := unix.Kill(c.rec.Pid, unix.SIGKILL); err != nil && err != unix.ESRCH {
 		return fmt.Errorf("kill %d: %w", c.rec.Pid, err)

@@ -158,6 +158,14 @@ func (c *Container) Annotations() map[string]string { return c.rec.Annotations }
 
 // Status derives the status from the live system.
 func (c *Container) Status() specs.ContainerState {
+	if c.rec.Pid == 0 {
+		// Written at the start of create: creating while the creator
+		// holds the lock, stopped (a crashed create) otherwise.
+		if lockHeld(c.dir) {
+			return StatusCreating
+		}
+		return StatusStopped
+	}
 	if !processAlive(c.rec.Pid, c.rec.PidStart) {
 		return StatusStopped
 	}
@@ -195,6 +203,16 @@ func (c *Container) cgroup() (cgroups.Manager, error) {
 // lock takes the container's exclusive lock; the returned func releases it.
 func (c *Container) lock() (func(), error) { return lockDir(c.dir) }
 
+// lockHeld reports whether another process holds the container's lock.
+func lockHeld(dir string) bool {
+	fd, err := unix.Open(filepath.Join(dir, "lock"), unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return false
+	}
+	defer unix.Close(fd)
+	return unix.Flock(fd, unix.LOCK_SH|unix.LOCK_NB) == unix.EWOULDBLOCK
+}
+
 func lockDir(dir string) (func(), error) {
 	fd, err := unix.Open(filepath.Join(dir, "lock"), unix.O_RDWR|unix.O_CREAT|unix.O_CLOEXEC, 0o600)
 	if err != nil {
@@ -222,8 +240,10 @@ func (c *Container) save() error {
 	return writeFileAtomic(filepath.Join(c.dir, "state.json"), b, 0o600)
 }
 
-// writeFileAtomic writes data to a temporary file in the same directory,
-// syncs it, and renames it over path.
+// writeFileAtomic writes data to a temporary file in the same directory and
+// renames it over path, so readers see the old or the new file, never a torn
+// one. No fsync: runtime state lives on tmpfs (/run) and is meaningless
+// after a reboot, and a sync would cost a disk flush on every create.
 func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
 	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp")
 	if err != nil {
@@ -233,9 +253,6 @@ func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
 	_, err = f.Write(data)
 	if err == nil {
 		err = f.Chmod(mode)
-	}
-	if err == nil {
-		err = f.Sync()
 	}
 	if cerr := f.Close(); err == nil {
 		err = cerr

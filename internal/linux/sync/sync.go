@@ -6,9 +6,12 @@
 //
 //	parent                                   init (in the new namespaces)
 //	  | clone(CLONE_NEW*) + exec hako init        |
-//	  | (cgroup v1: write pid to cgroup.procs)    |
 //	  |---- Bootstrap{spec, rootfs, ...} -------->|
-//	  |                                           | mount rootfs (rootfs.Prepare)
+//	  | cgroup v1: write pid to cgroup.procs      | mount rootfs (rootfs.Prepare) ...
+//	  | (slow: the kernel waits for an RCU grace  |
+//	  |  period, so init mounts meanwhile)        |
+//	  |---- Cgroup ------------------------------>| ... waiting for it only before the
+//	  |                                           | cgroup mount or a cgroup namespace
 //	  |<--- Hooks  (only if prestart/createRuntime hooks exist)
 //	  | run prestart + createRuntime hooks        |
 //	  |---- Ack ---------------------------------->|
@@ -19,9 +22,10 @@
 //	                                              | startContainer hooks, drop privs, execve
 //
 // In "exec" mode the child has already joined the container's namespaces in
-// the nsenter constructor; the parent sends Bootstrap, the child answers
-// Ready once it is about to execve (or Error), after the parent moved it into
-// the cgroup and said Ack.
+// the nsenter constructor; the parent sends Bootstrap then Cgroup, the child
+// answers Ready once it is about to execve; EOF (the socket is close-on-exec)
+// then means the execve succeeded, an Error that it did not. `run` (no
+// exec.fifo) ends the same way.
 //
 // Any failure in init is sent as Error before init exits; the parent rolls
 // back everything it created. EOF without Ready means init died.
@@ -40,6 +44,7 @@ import (
 // Message types.
 const (
 	TypeBootstrap = "bootstrap"
+	TypeCgroup    = "cgroup" // parent -> init: you are in your cgroup now
 	TypeHooks     = "hooks"
 	TypeAck       = "ack"
 	TypeReady     = "ready"
@@ -59,6 +64,8 @@ type Bootstrap struct {
 	PreserveFD int         `json:"preserveFDs,omitempty"`
 	// ExecFDs are kept open across execve in addition to stdio: fds 3..3+PreserveFD-1.
 	TimeNS bool `json:"timeNS,omitempty"` // create a new time namespace (clone(2) cannot)
+	// Debug asks init to report how long each step took.
+	Debug bool `json:"debug,omitempty"`
 	// NoMountNS: the container shares the runtime's mount namespace, so
 	// nothing may be mounted; the rootfs is entered with chroot(2) only.
 	NoMountNS bool `json:"noMountNS,omitempty"`
@@ -77,6 +84,8 @@ type Message struct {
 	Error     string     `json:"error,omitempty"`
 	Bootstrap *Bootstrap `json:"bootstrap,omitempty"`
 	Warnings  []string   `json:"warnings,omitempty"`
+	// Timings are init's step durations, sent with Ready when Debug is set.
+	Timings []string `json:"timings,omitempty"`
 }
 
 // Conn wraps the socket.
