@@ -14,8 +14,8 @@ import (
 )
 
 // TestExecArgs runs processes in a running container with the args form of
-// exec and its --env, --cwd and --user flags, and checks that exec's exit
-// code is the process's.
+// exec and its --env, --cwd, --user and --cap flags, and checks that exec's
+// exit code is the process's.
 func TestExecArgs(t *testing.T) {
 	t.Parallel()
 	r := newRuntime(t)
@@ -38,6 +38,21 @@ func TestExecArgs(t *testing.T) {
 	res = r.ok("exec", id, "sh", "-c", "echo $PATH")
 	if !strings.Contains(res.stdout, "/bin") {
 		t.Errorf("exec without --env lost the config PATH: %q", res.stdout)
+	}
+
+	// --cap adds a capability to the exec'd process (on top of the
+	// config's three); CAP_CHOWN is bit 0 of the effective set.
+	capEff := func(args ...string) uint64 {
+		t.Helper()
+		res := r.ok(append(append([]string{"exec"}, args...), id, "grep", "CapEff", "/proc/self/status")...)
+		v, err := strconv.ParseUint(strings.TrimSpace(strings.TrimPrefix(res.stdout, "CapEff:")), 16, 64)
+		if err != nil {
+			t.Fatalf("CapEff line %q: %v", res.stdout, err)
+		}
+		return v
+	}
+	if base, added := capEff(), capEff("--cap", "CAP_CHOWN"); base&1 != 0 || added&1 == 0 || added&^1 != base {
+		t.Errorf("exec --cap CAP_CHOWN: CapEff %#x, without %#x; want exactly bit 0 added", added, base)
 	}
 
 	res = r.run("exec", id, "sh", "-c", "exit 7")
