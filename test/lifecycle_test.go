@@ -6,6 +6,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -214,6 +215,15 @@ func TestStoppedWhenProcessDies(t *testing.T) {
 	r.cleanupContainer(id)
 	r.ok("create", "--bundle", bundle, id)
 	r.ok("start", id)
+	r.waitStatus(id, specs.StateStopped)
+	r.ok("delete", id)
+
+	// Killed behind the runtime's back: the runtime learns it from the
+	// process, not from its own records.
+	id, _, st := r.createRunning(nil)
+	if err := syscall.Kill(st.Pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
 	r.waitStatus(id, specs.StateStopped)
 	r.ok("delete", id)
 }
