@@ -27,12 +27,14 @@ type hookRecord struct {
 // log. Its path, /bin/sh, is the host's dash for every kind but
 // startContainer, whose path resolves in the container (config.md
 // "POSIX-platform Hooks"), where it is busybox; log is given as the hook
-// sees it.
+// sees it. The record is written with one printf after stdin is read, so
+// that hooks a runtime wrongly runs concurrently still log whole records
+// (and the order check reports the overlap).
 func hookLogger(kind, log string) specs.Hook {
 	return specs.Hook{
 		Path: "/bin/sh",
 		Args: []string{"sh", "-c",
-			`printf '\n@@%s %s ' "$1" "$(readlink /proc/self/ns/mnt)" >> "$2"; cat >> "$2"`,
+			`state=$(cat); printf '\n@@%s %s %s' "$1" "$(readlink /proc/self/ns/mnt)" "$state" >> "$2"`,
 			"hook", kind, log},
 		Env: []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin"},
 	}
@@ -142,18 +144,22 @@ func TestHooks(t *testing.T) {
 		t.Errorf("hooks run by create+start+delete: %v, want poststop last of 7", got)
 	}
 
-	wantStatus := map[string]specs.ContainerState{
-		"prestart":        specs.StateCreating,
-		"createRuntime":   specs.StateCreating,
-		"createContainer": specs.StateCreating,
-		"startContainer":  specs.StateCreated,
-		"poststart":       specs.StateRunning,
-		"poststop":        specs.StateStopped,
+	// runtime.md "State" calls the status "creating" during step 2 of the
+	// lifecycle and "created" after it, while the create-time hooks (steps
+	// 3-5) are still "part of the create operation": runc says creating,
+	// hako created; both readings are accepted.
+	wantStatus := map[string][]specs.ContainerState{
+		"prestart":        {specs.StateCreating, specs.StateCreated},
+		"createRuntime":   {specs.StateCreating, specs.StateCreated},
+		"createContainer": {specs.StateCreating, specs.StateCreated},
+		"startContainer":  {specs.StateCreated},
+		"poststart":       {specs.StateRunning},
+		"poststop":        {specs.StateStopped},
 	}
 	if r.isRunc() {
 		// runc 1.1.5 runs poststart at the end of create, so it says
 		// "created" there.
-		wantStatus["poststart"] = specs.StateCreated
+		wantStatus["poststart"] = []specs.ContainerState{specs.StateCreated}
 	}
 	hostNS, err := os.Readlink("/proc/self/ns/mnt")
 	if err != nil {
@@ -177,8 +183,8 @@ func TestHooks(t *testing.T) {
 		if s.ID != id || s.Bundle != bundle || s.Version == "" {
 			t.Errorf("%s hook state id/bundle/ociVersion = %q/%q/%q", rec.kind, s.ID, s.Bundle, s.Version)
 		}
-		if want := wantStatus[rec.kind]; want != "" && s.Status != want {
-			t.Errorf("%s hook state status %q, want %q", rec.kind, s.Status, want)
+		if want := wantStatus[rec.kind]; !slices.Contains(want, s.Status) {
+			t.Errorf("%s hook state status %q, want one of %q", rec.kind, s.Status, want)
 		}
 		for k, v := range annotations {
 			if s.Annotations[k] != v {
