@@ -26,10 +26,11 @@ func setupConsole(consoleFD int, size *specs.Box, bindConsole bool) error {
 	}
 	// TIOCGPTPEER opens the slave through the master, so no path lookup in
 	// the container can hand us something else.
-	slave, err := unix.IoctlRetInt(master, unix.TIOCGPTPEER)
-	if err != nil {
-		return fmt.Errorf("open pty slave: %w", err)
+	r, _, errno := unix.Syscall(unix.SYS_IOCTL, uintptr(master), unix.TIOCGPTPEER, unix.O_RDWR|unix.O_NOCTTY|unix.O_CLOEXEC)
+	if errno != 0 {
+		return fmt.Errorf("open pty slave: %w", errno)
 	}
+	slave := int(r)
 	defer unix.Close(slave)
 	// Default to 80x24 when the spec has no size: a 0x0 terminal confuses
 	// programs that read their size (runc does not set one either, but

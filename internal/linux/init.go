@@ -202,7 +202,7 @@ func createContainer(conn *sync.Conn, b *sync.Bootstrap) error {
 	}
 	// 11. startContainer hooks: container namespace, after start.
 	if s.Hooks != nil && len(s.Hooks.StartContainer) > 0 {
-		if err := hooks.Run(context.Background(), "startContainer", s.Hooks.StartContainer, state(b, specs.StateRunning)); err != nil {
+		if err := hooks.Run(context.Background(), "startContainer", s.Hooks.StartContainer, state(b, specs.StateCreated)); err != nil {
 			return err
 		}
 	}
