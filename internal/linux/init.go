@@ -169,6 +169,14 @@ func createContainer(conn *sync.Conn, b *sync.Bootstrap) error {
 	if err := step("set hostname", setHostname(s)); err != nil {
 		return err
 	}
+	// A session keyring of its own, so that the container cannot see or
+	// use the keys of whoever started it (runc does the same unless
+	// --no-new-keyring).
+	if !b.NoNewKeyring {
+		if err := joinSessionKeyring(b.ID); err != nil {
+			return step("join session keyring", err)
+		}
+	}
 	// 8. Process attributes that need privilege: rlimits, oom_score_adj.
 	//    A container may be created without a process (runtime.md: start
 	//    then fails); init then only holds the namespaces.
@@ -234,6 +242,16 @@ func execProcess(conn *sync.Conn, b *sync.Bootstrap) error {
 		return err
 	}
 	return finalizeAndExec(s, path, b)
+}
+
+func joinSessionKeyring(id string) error {
+	_, err := unix.KeyctlJoinSessionKeyring("_ses." + id)
+	// Kernels without keys, or seccomp/LSM policies refusing keyctl:
+	// carry on, as runc does.
+	if err == unix.ENOSYS || err == unix.EACCES || err == unix.EPERM {
+		return nil
+	}
+	return err
 }
 
 func chroot(dir string) error {

@@ -151,7 +151,7 @@ func (r *Runtime) Create(ctx context.Context, id string, o CreateOpts) (_ *Creat
 	var extra []*os.File
 	boot := &sync.Bootstrap{
 		Mode: "create", ID: id, Bundle: bundle, Rootfs: rootfs, Spec: s,
-		NoPivot: o.NoPivot, PreserveFD: o.PreserveFDs,
+		NoPivot: o.NoPivot, NoNewKeyring: o.NoNewKeyring, PreserveFD: o.PreserveFDs,
 		TimeNS: plan.newTimeNS, NewCgroupNS: plan.newCgroupNS,
 		NoMountNS: !hasNamespace(s, specs.MountNamespace),
 		Debug:     slog.Default().Enabled(ctx, slog.LevelDebug),

@@ -53,15 +53,17 @@ const (
 
 // Bootstrap is everything init needs, so that it never reads config.json.
 type Bootstrap struct {
-	Mode       string      `json:"mode"` // "create" or "exec"
-	ID         string      `json:"id"`
-	Bundle     string      `json:"bundle"`
-	Rootfs     string      `json:"rootfs,omitempty"`
-	Spec       *specs.Spec `json:"spec"`
-	NoPivot    bool        `json:"noPivot,omitempty"`
-	ConsoleFD  int         `json:"consoleFD,omitempty"` // connected unix socket to send the pty master on; 0 = none
-	FifoFD     int         `json:"fifoFD,omitempty"`    // create mode: exec.fifo opened O_RDWR; 0 = start at once
-	PreserveFD int         `json:"preserveFDs,omitempty"`
+	Mode    string      `json:"mode"` // "create" or "exec"
+	ID      string      `json:"id"`
+	Bundle  string      `json:"bundle"`
+	Rootfs  string      `json:"rootfs,omitempty"`
+	Spec    *specs.Spec `json:"spec"`
+	NoPivot bool        `json:"noPivot,omitempty"`
+	// NoNewKeyring keeps the caller's session keyring (--no-new-keyring).
+	NoNewKeyring bool `json:"noNewKeyring,omitempty"`
+	ConsoleFD    int  `json:"consoleFD,omitempty"` // connected unix socket to send the pty master on; 0 = none
+	FifoFD       int  `json:"fifoFD,omitempty"`    // create mode: exec.fifo opened O_RDWR; 0 = start at once
+	PreserveFD   int  `json:"preserveFDs,omitempty"`
 	// ExecFDs are kept open across execve in addition to stdio: fds 3..3+PreserveFD-1.
 	TimeNS bool `json:"timeNS,omitempty"` // create a new time namespace (clone(2) cannot)
 	// Debug asks init to report how long each step took.
