@@ -12,8 +12,25 @@
 // A Manager knows, per controller, the directory it uses (State.Paths) and
 // writes only the files for the resources that are set, so the start-up path
 // (New + Create + Enter) costs one read of /proc/self/cgroup, a mkdir per
-// hierarchy and one write per limit. Nothing reads whole trees except Pids
+// hierarchy used and one write per limit. Nothing reads whole trees except Pids
 // and Destroy of nested cgroups.
+//
+// On a Hybrid host the container's cgroup in the unified (cgroup2)
+// hierarchy is the one that matters at start-up: the child is cloned
+// straight into it (clone3 CLONE_INTO_CGROUP, see CgroupFD), it tracks the
+// container's processes (Pids, kill --all), freezes them (cgroup.freeze
+// needs no controller), and carries the eBPF device filter (the kernel
+// checks BPF_CGROUP_DEVICE programs of cgroup2 cgroups on top of the v1
+// devices controller, which hako then leaves alone, as systemd does). A v1
+// hierarchy is created and joined only for a controller whose resources
+// are set (memory, cpu+cpuacct, cpuset, pids, blkio, hugetlb, net_cls,
+// net_prio, rdma). The reason is cost: the first write of a pid to any
+// cgroup.procs makes the kernel take cgroup_threadgroup_rwsem for writing,
+// and from idle that waits a full RCU grace period (10-16 ms here), more
+// than the rest of a container start; cloning into a cgroup migrates
+// nothing. The v1 controllers not yet used are kept in State.Deferred, and
+// Update joins them later (moving every process of the container) when a
+// limit for them is first set.
 //
 // A v2-only controller on a Hybrid host (hugetlb here) is used through the
 // unified hierarchy when a limit for it is set: that is the only place the
@@ -23,12 +40,13 @@
 //
 //	m, err := cgroups.New(spec.Linux.CgroupsPath, id, cgroups.Options{Rootless: rootless})
 //	err = m.Create(spec.Linux.Resources)   // rolls back on error
-//	if fd, ok, _ := m.CgroupFD(); ok {     // pure v2: clone3 straight into it
+//	if fd, ok, _ := m.CgroupFD(); ok {     // v2 and hybrid: clone3 straight into it
 //		attr.UseCgroupFD, attr.CgroupFD = true, fd
 //	}
 //	... start init ...
-//	err = m.Enter(pid)                     // v1/hybrid (harmless on v2)
+//	err = m.Enter(pid)                     // v1 hierarchies; no write where the child already is
 //	save m.State() in state.json; later: cgroups.Load(st, opts)
+//	after m.Update(r), save m.State() again (it may have joined v1 hierarchies)
 //
 // linux.resources.devices is applied as given; runc additionally allows the
 // default devices, see devices.RuntimeDefaults.
@@ -40,6 +58,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -160,8 +179,13 @@ const UnifiedKey = ""
 type State struct {
 	Mode Mode `json:"mode"`
 	// Paths maps a v1 controller name ("cpu", "memory", "name=systemd", ...)
-	// to its directory, and UnifiedKey to the cgroup2 directory.
+	// to its directory, and UnifiedKey to the cgroup2 directory: the
+	// hierarchies the container is in.
 	Paths map[string]string `json:"paths"`
+	// Deferred (Hybrid only) maps the v1 controllers the container is not
+	// in yet to the directory it would get there: Update creates and joins
+	// one when a limit for it is first set, and then moves it to Paths.
+	Deferred map[string]string `json:"deferred,omitempty"`
 	// Created lists the directories Create made, parents first; Destroy
 	// removes exactly these.
 	Created []string `json:"created,omitempty"`
@@ -173,13 +197,18 @@ type Manager interface {
 	// and applies r. On error nothing it created is left behind.
 	Create(r *specs.LinuxResources) error
 	// CgroupFD opens the cgroup2 directory for clone3 CLONE_INTO_CGROUP
-	// (syscall.SysProcAttr.UseCgroupFD). ok is false except in Unified mode,
-	// where it places the child in every controller at once. The caller
-	// closes fd.
+	// (syscall.SysProcAttr.UseCgroupFD). ok is true in Unified mode, where
+	// it places the child in every controller at once, and in Hybrid mode,
+	// where it places it in the unified cgroup without a migration (Enter
+	// then adds the v1 hierarchies in use, if any). ok is false in Legacy
+	// mode. The caller closes fd.
 	CgroupFD() (fd int, ok bool, err error)
-	// Enter moves pid into the cgroup in every hierarchy.
+	// Enter moves pid into the cgroup in every hierarchy in use; where
+	// /proc/PID/cgroup shows it already there (cloned in with CgroupFD) it
+	// writes nothing.
 	Enter(pid int) error
-	// Update applies r to a running container (`hako update`).
+	// Update applies r to a running container (`hako update`). On a
+	// Hybrid host it may join v1 hierarchies (State changes: save it).
 	Update(r *specs.LinuxResources) error
 	// Freeze stops every process in the cgroup and waits until it is frozen.
 	Freeze() error
@@ -194,8 +223,8 @@ type Manager interface {
 	// OOMEvents delivers a value each time the kernel OOM-kills in the
 	// cgroup; the channel closes when ctx ends or the cgroup is removed.
 	OOMEvents(ctx context.Context) (<-chan struct{}, error)
-	// Destroy removes the directories Create made, deepest first; it kills
-	// nothing and may be called again.
+	// Destroy removes the directories Create and Update made, deepest
+	// first; it kills nothing and may be called again.
 	Destroy() error
 	// State is what Load needs.
 	State() State
@@ -228,6 +257,9 @@ func New(cgroupsPath, id string, opts Options) (Manager, error) {
 		return nil, err
 	}
 	m := &manager{mode: mode, root: root, rootless: opts.Rootless, v1: map[string]string{}}
+	if mode == Hybrid {
+		m.deferred = map[string]string{}
+	}
 	if mode != Unified {
 		for _, h := range self.v1 {
 			mnt := v1Mount(root, h.controllers)
@@ -239,7 +271,12 @@ func New(cgroupsPath, id string, opts Options) (Manager, error) {
 				return nil, err
 			}
 			for _, c := range h.controllers {
-				m.v1[c] = mnt + inner
+				switch {
+				case mode == Legacy:
+					m.v1[c] = mnt + inner
+				case slices.Contains(hybridV1, c):
+					m.deferred[c] = mnt + inner
+				}
 			}
 		}
 	}
@@ -262,6 +299,13 @@ func New(cgroupsPath, id string, opts Options) (Manager, error) {
 	}
 	return m, nil
 }
+
+// hybridV1 are the v1 controllers a container on a Hybrid host may join:
+// those with linux.resources fields. devices is replaced by the eBPF filter
+// on the unified cgroup, freezer by cgroup.freeze there, and named
+// hierarchies (name=systemd) only track processes, which the unified cgroup
+// does.
+var hybridV1 = []string{"memory", "cpu", "cpuacct", "cpuset", "pids", "blkio", "hugetlb", "net_cls", "net_prio", "rdma"}
 
 func containsSlash(s string) bool {
 	for i := 0; i < len(s); i++ {
@@ -298,6 +342,21 @@ func Load(st State, opts Options) (Manager, error) {
 		// never do.
 		if !m.cgroupDir(v) || m.mode == Hybrid && (k == UnifiedKey) != m.onUnified(v) {
 			return nil, fmt.Errorf("%w: %s is not a cgroup below %s", ErrInvalid, v, root)
+		}
+	}
+	if len(st.Deferred) > 0 {
+		if st.Mode != Hybrid {
+			return nil, fmt.Errorf("%w: deferred v1 controllers in %s state", ErrInvalid, st.Mode)
+		}
+		m.deferred = map[string]string{}
+		for k, v := range st.Deferred {
+			if k == UnifiedKey || !m.cgroupDir(v) || m.onUnified(v) {
+				return nil, fmt.Errorf("%w: %s is not a v1 cgroup below %s", ErrInvalid, v, root)
+			}
+			if _, dup := m.v1[k]; dup {
+				return nil, fmt.Errorf("%w: controller %s both joined and deferred", ErrInvalid, k)
+			}
+			m.deferred[k] = v
 		}
 	}
 	for _, c := range st.Created {

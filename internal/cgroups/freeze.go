@@ -51,7 +51,9 @@ func (m *manager) setFrozen(freeze bool) error {
 			}
 		}
 	}
-	if m.mode != Unified || m.unified == "" {
+	// cgroup2's cgroup.freeze is core, not a controller: on a Hybrid host
+	// it works in the unified hierarchy next to the v1 freezer.
+	if m.unified == "" {
 		return fmt.Errorf("%w: no freezer", ErrNotSupported)
 	}
 	v := "0"
@@ -93,7 +95,7 @@ func (m *manager) FreezerState() (string, error) {
 		}
 		return s, nil
 	}
-	if m.mode != Unified || m.unified == "" {
+	if m.unified == "" {
 		return Thawed, nil // nothing can have frozen it
 	}
 	want, err := readString(m.unified, "cgroup.freeze")

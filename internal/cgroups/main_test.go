@@ -16,6 +16,7 @@ const (
 	helperEnv = "HAKO_CGTEST_HELPER"
 	devsEnv   = "HAKO_CGTEST_DEVS"
 	v2nsEnv   = "HAKO_CGTEST_V2NS"
+	legacyEnv = "HAKO_CGTEST_LEGACYNS"
 )
 
 func TestMain(m *testing.M) {
@@ -71,6 +72,19 @@ func TestMain(m *testing.M) {
 		}
 		if err := unix.Mount("cgroup2", DefaultRoot, "cgroup2", 0, ""); err != nil {
 			fmt.Fprintln(os.Stderr, "mount cgroup2:", err)
+			os.Exit(3)
+		}
+	}
+	if os.Getenv(legacyEnv) == "1" {
+		// Started in a new mount namespace by TestRealLegacy: hide the
+		// cgroup2 mount of this Hybrid host, here only, so that the v1
+		// hierarchies are all there is (a Legacy host).
+		if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
+			fmt.Fprintln(os.Stderr, "make / rprivate:", err)
+			os.Exit(3)
+		}
+		if err := unix.Unmount(DefaultRoot+"/unified", unix.MNT_DETACH); err != nil {
+			fmt.Fprintln(os.Stderr, "unmount unified:", err)
 			os.Exit(3)
 		}
 	}

@@ -20,7 +20,8 @@ type manager struct {
 	mode     Mode
 	root     string
 	rootless bool
-	v1       map[string]string // v1 controller -> dir
+	v1       map[string]string // v1 controller -> dir, the hierarchies joined
+	deferred map[string]string // Hybrid: v1 controller -> dir, not joined yet
 	unified  string            // cgroup2 dir, "" in Legacy mode
 	created  []string
 
@@ -37,7 +38,14 @@ func (m *manager) State() State {
 	if m.unified != "" {
 		p[UnifiedKey] = m.unified
 	}
-	return State{Mode: m.mode, Paths: p, Created: slices.Clone(m.created)}
+	st := State{Mode: m.mode, Paths: p, Created: slices.Clone(m.created)}
+	if len(m.deferred) > 0 {
+		st.Deferred = make(map[string]string, len(m.deferred))
+		for k, v := range m.deferred {
+			st.Deferred[k] = v
+		}
+	}
+	return st
 }
 
 // dirs lists each distinct directory once, v1 first, cgroup2 last.
@@ -73,6 +81,7 @@ func (m *manager) Create(r *specs.LinuxResources) (err error) {
 			_ = m.Destroy()
 		}
 	}()
+	m.join(r)
 	for _, d := range m.dirs() {
 		if err := m.mkdir(d); err != nil {
 			if m.rootless && !limits && isPerm(err) {
@@ -102,11 +111,164 @@ func (m *manager) drop(d string) {
 	}
 }
 
-func (m *manager) Update(r *specs.LinuxResources) error {
+func (m *manager) Update(r *specs.LinuxResources) (err error) {
 	if err := m.validate(r); err != nil {
 		return err
 	}
-	return m.apply(r, true)
+	added := m.join(r)
+	if len(added) == 0 {
+		return m.apply(r, true)
+	}
+	// New v1 hierarchies: create them and set the limits before any
+	// process arrives, then move the container's processes in. Until the
+	// move succeeds a failure takes the new directories away again.
+	before := len(m.created)
+	defer func() {
+		if err != nil {
+			m.unjoin(added, before)
+		}
+	}()
+	for _, d := range added {
+		if err := m.mkdir(d); err != nil {
+			return err
+		}
+		if d == m.v1["cpuset"] {
+			if err := m.initCpuset(d); err != nil {
+				return err
+			}
+		}
+	}
+	if err := m.apply(r, true); err != nil {
+		return err
+	}
+	return m.migrate(added)
+}
+
+// join moves the v1 controllers that r sets limits for from deferred to
+// joined (Hybrid), with every controller co-mounted with them, and returns
+// the directories newly joined. It only changes the maps.
+func (m *manager) join(r *specs.LinuxResources) []string {
+	var added []string
+	for _, c := range v1Needs(r) {
+		d, ok := m.deferred[c]
+		if !ok {
+			continue
+		}
+		for k, v := range m.deferred {
+			if v == d {
+				m.v1[k] = v
+				delete(m.deferred, k)
+			}
+		}
+		added = append(added, d)
+	}
+	return added
+}
+
+// unjoin undoes join for dirs after a failed Update, removing the
+// directories made since m.created had length before.
+func (m *manager) unjoin(dirs []string, before int) {
+	made := m.created[before:]
+	for i := len(made) - 1; i >= 0; i-- {
+		_ = rmdir(made[i])
+	}
+	m.created = m.created[:before]
+	for k, v := range m.v1 {
+		if slices.Contains(dirs, v) {
+			m.deferred[k] = v
+			delete(m.v1, k)
+		}
+	}
+}
+
+// v1Needs lists the v1 controllers that apply writes to for r: the same
+// conditions apply uses to pick a file.
+func v1Needs(r *specs.LinuxResources) []string {
+	if r == nil {
+		return nil
+	}
+	var c []string
+	if r.Memory != nil {
+		c = append(c, "memory")
+	}
+	if r.CPU != nil {
+		if cpuSet(r.CPU) {
+			c = append(c, "cpu", "cpuacct") // cpuacct: usage in Stats
+		}
+		if r.CPU.Cpus != "" || r.CPU.Mems != "" {
+			c = append(c, "cpuset")
+		}
+	}
+	if r.Pids != nil && r.Pids.Limit != nil {
+		c = append(c, "pids")
+	}
+	if r.BlockIO != nil {
+		c = append(c, "blkio")
+	}
+	if len(r.HugepageLimits) > 0 {
+		c = append(c, "hugetlb")
+	}
+	if n := r.Network; n != nil {
+		if n.ClassID != nil {
+			c = append(c, "net_cls")
+		}
+		if len(n.Priorities) > 0 {
+			c = append(c, "net_prio")
+		}
+	}
+	if len(r.Rdma) > 0 {
+		c = append(c, "rdma")
+	}
+	return c
+}
+
+// migrate moves every process of the container (the unified cgroup and its
+// descendants) into the v1 directories dirs. A process may fork while the
+// list is read; the forks are caught by listing again until a pass finds
+// nothing left to move.
+func (m *manager) migrate(dirs []string) error {
+	for pass := 0; pass < 20; pass++ {
+		pids, err := m.Pids()
+		if err != nil {
+			return err
+		}
+		moved := false
+		for _, d := range dirs {
+			in, err := procsOf(d)
+			if err != nil {
+				return err
+			}
+			for _, p := range pids {
+				if in[p] {
+					continue
+				}
+				moved = true
+				if err := writeFile(d, "cgroup.procs", strconv.Itoa(p)); err != nil && !errors.Is(err, unix.ESRCH) {
+					return fmt.Errorf("move pid %d: %w", p, err)
+				}
+			}
+		}
+		if !moved {
+			return nil
+		}
+	}
+	return fmt.Errorf("move processes into %v: still forking after 20 passes", dirs)
+}
+
+func procsOf(d string) (map[int]bool, error) {
+	s, err := readString(d, "cgroup.procs")
+	if err != nil {
+		return nil, err
+	}
+	in := map[int]bool{}
+	for _, f := range strings.Fields(s) {
+		n, err := strconv.Atoi(f)
+		if err != nil {
+			return nil, fmt.Errorf("parse %s/cgroup.procs: %w", d, err)
+		}
+		in[n] = true
+	}
+	return in, nil
 }
 
 func hasLimits(r *specs.LinuxResources) bool {
@@ -179,7 +341,7 @@ func (m *manager) initCpuset(leaf string) error {
 }
 
 func (m *manager) CgroupFD() (int, bool, error) {
-	if m.mode != Unified || m.unified == "" {
+	if m.unified == "" {
 		return -1, false, nil
 	}
 	fd, err := unix.Open(m.unified, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
@@ -192,6 +354,11 @@ func (m *manager) CgroupFD() (int, bool, error) {
 func (m *manager) Enter(pid int) error {
 	s := strconv.Itoa(pid)
 	for _, d := range m.dirs() {
+		if d == m.unified && m.inUnified(pid) {
+			// Cloned in with CgroupFD: a write would still take the
+			// kernel's migration lock (and its RCU wait) for nothing.
+			continue
+		}
 		if err := writeFile(d, "cgroup.procs", s); err != nil {
 			if m.rootless && isPerm(err) {
 				continue
@@ -202,6 +369,18 @@ func (m *manager) Enter(pid int) error {
 	return nil
 }
 
+// inUnified reports whether /proc/PID/cgroup already places pid in the
+// container's cgroup2 directory. Any doubt (no such file, a cgroup
+// namespace with other paths) answers false, and Enter writes.
+func (m *manager) inUnified(pid int) bool {
+	self, err := readSelfCgroup("/proc/" + strconv.Itoa(pid) + "/cgroup")
+	if err != nil || self.unified == "" {
+		return false
+	}
+	top := m.v2Root()
+	return strings.TrimSuffix(top, "/")+self.unified == m.unified
+}
+
 // Destroy removes what Create made, deepest first. Sub-cgroups the container
 // made inside its own cgroup go with it; a parent we created that now holds
 // other containers' cgroups stays.
@@ -210,6 +389,9 @@ func (m *manager) Destroy() error {
 	slices.SortStableFunc(dirs, func(a, b string) int { return len(b) - len(a) })
 	leaves := m.dirs()
 	var errs []error
+	if m.unified != "" && slices.Contains(m.created, m.unified) {
+		m.removeStaleDeferred()
+	}
 	for _, d := range dirs {
 		if slices.Contains(leaves, d) {
 			if err := removeChildren(d); err != nil {
@@ -230,6 +412,23 @@ func (m *manager) Destroy() error {
 	}
 	m.created = nil
 	return nil
+}
+
+// removeStaleDeferred is a net for a caller that ran Update (which may
+// create v1 directories) without saving the new State: a deferred
+// directory that exists then is most likely that one, since the container's
+// own path did not exist in the unified hierarchy before Create. Only an
+// empty cgroup can be removed (rmdir fails with EBUSY while it holds tasks
+// or children), so nothing that is in use goes.
+func (m *manager) removeStaleDeferred() {
+	var seen []string
+	for _, d := range m.deferred {
+		if slices.Contains(seen, d) {
+			continue
+		}
+		seen = append(seen, d)
+		_ = unix.Rmdir(d)
+	}
 }
 
 // removeChildren removes nested cgroups below d, bottom up.
@@ -276,8 +475,10 @@ func rmdir(d string) error {
 }
 
 func (m *manager) Pids() ([]int, error) {
+	// The cgroup2 directory holds every process of the container (on a
+	// Hybrid host it is the one hierarchy always joined).
 	d := m.unified
-	if m.mode != Unified {
+	if d == "" {
 		for _, c := range []string{"freezer", "pids", "memory", "cpu", "devices", "name=systemd"} {
 			if p := m.v1[c]; p != "" {
 				d = p

@@ -47,7 +47,10 @@ func (m *manager) validate(r *specs.LinuxResources) error {
 			return err
 		}
 		if m.mode == Hybrid {
-			if _, onV1 := m.v1[controllerOf(k)]; onV1 {
+			c := controllerOf(k)
+			_, joined := m.v1[c]
+			_, deferred := m.deferred[c]
+			if joined || deferred {
 				return fmt.Errorf("%w: unified key %q: controller is on cgroup v1 here", ErrNotSupported, k)
 			}
 		}

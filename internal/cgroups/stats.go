@@ -177,7 +177,10 @@ func (m *manager) Stats() (*Stats, error) {
 			st.CPU.Usage.User = f["user"] * (1e9 / userHZ)
 			st.CPU.Usage.Kernel = f["system"] * (1e9 / userHZ)
 		}
-	} else if m.mode == Unified {
+	} else if v2 != "" {
+		// cgroup2's cpu.stat has usage_usec/user_usec/system_usec
+		// without the cpu controller: on a Hybrid host without cpuacct
+		// joined it is still the container's CPU time.
 		if f := r.flat(v2, "cpu.stat"); f != nil {
 			st.CPU.Usage.Total = f["usage_usec"] * 1000
 			st.CPU.Usage.User = f["user_usec"] * 1000
