@@ -5,6 +5,7 @@ import (
 	"net"
 	"os"
 
+	"github.com/hako-runtime/hako/internal/linux/sync"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 )
@@ -81,4 +82,67 @@ func (r *consoleReceiver) receive() (*os.File, error) {
 		return nil, fmt.Errorf("receive pty master: no fd in message")
 	}
 	return os.NewFile(uintptr(fds[0]), "pty-master"), nil
+}
+
+// initFiles are the extra files init gets after its sync socket: exec.fifo
+// (create), the console socket (terminal) and the seccomp listener.
+type initFiles struct {
+	fifo, console, listener *os.File
+	recv                    *consoleReceiver // our end, with AllocateConsole
+}
+
+// openInitFiles connects the console socket (or makes a socketpair when
+// socketPath is "") and the seccomp listener the spec asks for.
+func openInitFiles(terminal bool, socketPath string, s *specs.Spec) (_ *initFiles, err error) {
+	f := &initFiles{}
+	defer func() {
+		if err != nil {
+			f.close()
+		}
+	}()
+	if terminal {
+		if f.console, f.recv, err = consoleSocket(socketPath); err != nil {
+			return nil, err
+		}
+	}
+	if f.listener, err = dialListener(s); err != nil {
+		return nil, err
+	}
+	return f, nil
+}
+
+// list returns the files to pass, in the order place expects.
+func (f *initFiles) list() []*os.File {
+	var out []*os.File
+	for _, x := range []*os.File{f.fifo, f.console, f.listener} {
+		if x != nil {
+			out = append(out, x)
+		}
+	}
+	return out
+}
+
+// place records in boot the fd numbers the files got in the child.
+func (f *initFiles) place(boot *sync.Bootstrap, fds []int) {
+	i := 0
+	next := func() int { i++; return fds[i-1] }
+	if f.fifo != nil {
+		boot.FifoFD = next()
+	}
+	if f.console != nil {
+		boot.ConsoleFD = next()
+	}
+	if f.listener != nil {
+		boot.ListenerFD = next()
+	}
+}
+
+// close closes our copies (init has its own after spawn).
+func (f *initFiles) close() {
+	for _, x := range []*os.File{f.fifo, f.console, f.listener} {
+		if x != nil {
+			x.Close()
+		}
+	}
+	f.recv.close()
 }

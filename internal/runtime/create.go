@@ -147,8 +147,6 @@ func (r *Runtime) Create(ctx context.Context, id string, o CreateOpts) (_ *Creat
 		defer unix.Close(fd)
 	}
 
-	// Extra files for init, in order: fifo, console.
-	var extra []*os.File
 	boot := &sync.Bootstrap{
 		Mode: "create", ID: id, Bundle: bundle, Rootfs: rootfs, Spec: s,
 		NoPivot: o.NoPivot, NoNewKeyring: o.NoNewKeyring, PreserveFD: o.PreserveFDs,
@@ -156,39 +154,22 @@ func (r *Runtime) Create(ctx context.Context, id string, o CreateOpts) (_ *Creat
 		NoMountNS: !hasNamespace(s, specs.MountNamespace),
 		Debug:     slog.Default().Enabled(ctx, slog.LevelDebug),
 	}
-	if !o.StartNow {
-		fifo, err := makeFifo(filepath.Join(dir, "exec.fifo"))
-		if err != nil {
-			return nil, err
-		}
-		defer fifo.Close()
-		extra = append(extra, fifo)
-	}
-	var con *consoleReceiver
-	if terminal {
-		sock, recv, err := consoleSocket(o.ConsoleSocket)
-		if err != nil {
-			return nil, err
-		}
-		defer sock.Close()
-		defer recv.close()
-		con = recv
-		extra = append(extra, sock)
-	}
-	listener, err := dialListener(s)
+	files, err := openInitFiles(terminal, o.ConsoleSocket, s)
 	if err != nil {
 		return nil, err
 	}
-	if listener != nil {
-		defer listener.Close()
-		extra = append(extra, listener)
+	defer files.close()
+	if !o.StartNow {
+		if files.fifo, err = makeFifo(filepath.Join(dir, "exec.fifo")); err != nil {
+			return nil, err
+		}
 	}
 	stdio := o.Stdio
 	if stdio.In == nil {
 		stdio = DefaultStdio()
 	}
 	ch, err := spawn(spawnOpts{
-		stdio: stdio, preserveFDs: o.PreserveFDs, extra: extra,
+		stdio: stdio, preserveFDs: o.PreserveFDs, extra: files.list(),
 		join: plan.join, unshare: plan.unshareFlags, pidNS: plan.pidNS, sys: sys, dir: bundle,
 	})
 	if err != nil {
@@ -197,17 +178,8 @@ func (r *Runtime) Create(ctx context.Context, id string, o CreateOpts) (_ *Creat
 	cleanups = append(cleanups, ch.kill)
 	defer ch.conn.Close()
 	pid := ch.proc.Pid
-	i := 0
-	if !o.StartNow {
-		boot.FifoFD = ch.extraFD[i]
-		i++
-	}
-	if terminal {
-		boot.ConsoleFD = ch.extraFD[i]
-		i++
-	}
-	if listener != nil {
-		boot.ListenerFD = ch.extraFD[i]
+	files.place(boot, ch.extraFD)
+	if files.listener != nil {
 		boot.ProcessState = &specs.ContainerProcessState{
 			Version: specs.Version, Pid: pid,
 			State: specs.State{Version: specs.Version, ID: id, Status: StatusCreating, Pid: pid, Bundle: bundle, Annotations: s.Annotations},
@@ -288,10 +260,8 @@ func (r *Runtime) Create(ctx context.Context, id string, o CreateOpts) (_ *Creat
 		}
 	}
 	out := &Created{Container: c, Process: ch.proc}
-	if con != nil {
-		if out.Console, err = con.receive(); err != nil {
-			return nil, err
-		}
+	if out.Console, err = files.recv.receive(); err != nil {
+		return nil, err
 	}
 	return out, nil
 }

@@ -97,31 +97,16 @@ func (c *Container) Exec(ctx context.Context, o ExecOpts) (_ *Execed, err error)
 		sys.UseCgroupFD, sys.CgroupFD = true, fd
 		defer unix.Close(fd)
 	}
-	var extra []*os.File
-	var con *consoleReceiver
-	if p.Terminal {
-		sock, recv, err := consoleSocket(o.ConsoleSocket)
-		if err != nil {
-			return nil, err
-		}
-		defer sock.Close()
-		defer recv.close()
-		con = recv
-		extra = append(extra, sock)
-	}
-	listener, err := dialListener(s)
+	files, err := openInitFiles(p.Terminal, o.ConsoleSocket, s)
 	if err != nil {
 		return nil, err
 	}
-	if listener != nil {
-		defer listener.Close()
-		extra = append(extra, listener)
-	}
+	defer files.close()
 	stdio := o.Stdio
 	if stdio.In == nil {
 		stdio = DefaultStdio()
 	}
-	ch, err := spawn(spawnOpts{stdio: stdio, preserveFDs: o.PreserveFDs, extra: extra, join: join, pidNS: pidNS, sys: sys})
+	ch, err := spawn(spawnOpts{stdio: stdio, preserveFDs: o.PreserveFDs, extra: files.list(), join: join, pidNS: pidNS, sys: sys})
 	if err != nil {
 		return nil, err
 	}
@@ -136,13 +121,8 @@ func (c *Container) Exec(ctx context.Context, o ExecOpts) (_ *Execed, err error)
 		execSpec.Linux.Seccomp = s.Linux.Seccomp
 	}
 	boot := &sync.Bootstrap{Mode: "exec", ID: c.rec.ID, Bundle: c.rec.Bundle, Spec: execSpec, PreserveFD: o.PreserveFDs}
-	i := 0
-	if p.Terminal {
-		boot.ConsoleFD = ch.extraFD[i]
-		i++
-	}
-	if listener != nil {
-		boot.ListenerFD = ch.extraFD[i]
+	files.place(boot, ch.extraFD)
+	if files.listener != nil {
 		boot.ProcessState = &specs.ContainerProcessState{
 			Version: specs.Version, Pid: ch.proc.Pid, State: c.State(),
 		}
@@ -168,10 +148,8 @@ func (c *Container) Exec(ctx context.Context, o ExecOpts) (_ *Execed, err error)
 		return nil, fmt.Errorf("exec: %w", err)
 	}
 	out := &Execed{Process: ch.proc}
-	if con != nil {
-		if out.Console, err = con.receive(); err != nil {
-			return nil, err
-		}
+	if out.Console, err = files.recv.receive(); err != nil {
+		return nil, err
 	}
 	if o.PidFile != "" {
 		if err := writePidFile(o.PidFile, ch.proc.Pid); err != nil {
