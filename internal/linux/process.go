@@ -173,11 +173,27 @@ func finalizeAndExec(s *specs.Spec, path string, b *sync.Bootstrap) error {
 	return fmt.Errorf("exec %s: %w", path, err)
 }
 
+// chdir changes to process.cwd resolved inside the container's root: no
+// ".." or symlink can leave it, and no magic link (/proc/self/fd/N of an fd
+// the runtime still holds) can reach a host directory (CVE-2024-21626).
 func chdir(dir string) error {
 	if dir == "" {
 		dir = "/"
 	}
-	if err := unix.Chdir(dir); err != nil {
+	root, err := unix.Open("/", unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("open /: %w", err)
+	}
+	defer unix.Close(root)
+	fd, err := unix.Openat2(root, dir, &unix.OpenHow{
+		Flags:   unix.O_PATH | unix.O_DIRECTORY | unix.O_CLOEXEC,
+		Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS,
+	})
+	if err != nil {
+		return fmt.Errorf("chdir %s: %w", dir, err)
+	}
+	defer unix.Close(fd)
+	if err := unix.Fchdir(fd); err != nil {
 		return fmt.Errorf("chdir %s: %w", dir, err)
 	}
 	return nil
