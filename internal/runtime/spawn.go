@@ -67,6 +67,17 @@ func spawn(o spawnOpts) (*child, error) {
 	for _, j := range o.join {
 		files = append(files, j.f)
 	}
+	// Exec ourselves through a read-only, detached mount of our binary, so
+	// that nothing in the container can ever open it for writing through
+	// /proc/<pid>/exe (CVE-2019-5736).
+	exePath := "/proc/self/exe"
+	if exe, err := readOnlySelf(); err == nil {
+		defer exe.Close()
+		exePath = "/proc/self/fd/" + strconv.Itoa(len(files))
+		files = append(files, exe)
+	} else {
+		return nil, err
+	}
 	env := []string{nsenter.EnvSyncFD + "=" + strconv.Itoa(syncFD)}
 	if len(o.join) > 0 {
 		env = append(env, nsenter.EnvSetns+"="+setnsEnv(o.join, nsFirst))
@@ -76,7 +87,7 @@ func spawn(o spawnOpts) (*child, error) {
 	}
 	attr := &os.ProcAttr{Dir: o.dir, Env: env, Files: files, Sys: o.sys}
 	start := func() (*os.Process, error) {
-		return os.StartProcess("/proc/self/exe", []string{"hako", "init"}, attr)
+		return os.StartProcess(exePath, []string{"hako", "init"}, attr)
 	}
 	var p *os.Process
 	if o.pidNS != nil {
@@ -119,4 +130,24 @@ func (c *child) kill() {
 	c.conn.Close()
 	c.proc.Kill()
 	c.proc.Wait()
+}
+
+// readOnlySelf returns our own binary on a private, read-only, detached
+// bind mount (open_tree(2) + mount_setattr(2)): exec'ing it through this fd
+// makes /proc/<pid>/exe of init refer to a file that cannot be opened for
+// writing (EROFS), whatever a process in the container does with it. Unlike
+// copying the binary into a memfd (runc's first fix, which made its start-up
+// 1.65x slower and charged 10 MB to the container), this costs two
+// syscalls and no memory.
+func readOnlySelf() (*os.File, error) {
+	fd, err := unix.OpenTree(unix.AT_FDCWD, "/proc/self/exe", unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC)
+	if err != nil {
+		return nil, fmt.Errorf("protect runtime binary: open_tree: %w", err)
+	}
+	attr := &unix.MountAttr{Attr_set: unix.MOUNT_ATTR_RDONLY | unix.MOUNT_ATTR_NOSUID | unix.MOUNT_ATTR_NODEV}
+	if err := unix.MountSetattr(fd, "", unix.AT_EMPTY_PATH, attr); err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("protect runtime binary: mount_setattr: %w", err)
+	}
+	return os.NewFile(uintptr(fd), "hako-ro"), nil
 }
