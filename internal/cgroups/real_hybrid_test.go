@@ -444,3 +444,31 @@ func TestRealHybridUpdateJoins(t *testing.T) {
 	assertGone(t, m.State())
 	assertGone(t, st)
 }
+
+// A caller that ran Update (which joined a v1 hierarchy) but kept the old
+// State still gets the new v1 directory removed by Destroy, since the
+// container's own unified directory was made by Create.
+func TestRealHybridStaleStateDestroy(t *testing.T) {
+	requireHybrid(t)
+	m, err := New(uniqueName("/hako-hystale"), "x", Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cleanupDirs(t, m)
+	if err := m.Create(nil); err != nil {
+		t.Fatal(err)
+	}
+	updated := reload(t, m)
+	if err := updated.Update(&specs.LinuxResources{Pids: &specs.LinuxPids{Limit: ptr[int64](10)}}); err != nil {
+		t.Fatal(err)
+	}
+	cleanupDirs(t, updated)
+	pidsDir := updated.State().Paths["pids"]
+	if _, err := os.Stat(pidsDir); err != nil {
+		t.Fatalf("pids cgroup after Update: %v", err)
+	}
+	if err := m.Destroy(); err != nil { // the State from before Update
+		t.Fatal(err)
+	}
+	assertGone(t, updated.State())
+}
