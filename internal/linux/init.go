@@ -117,7 +117,7 @@ func createContainer(conn *sync.Conn, b *sync.Bootstrap) error {
 	}
 	// 2. The root filesystem and every mount, before pivot_root.
 	if !b.NoMountNS {
-		if err := step("prepare rootfs", rootfs.PrepareWith(s, b.Rootfs, rootfs.Options{BeforeCgroup: waitCgroup})); err != nil {
+		if err := step("prepare rootfs", rootfs.PrepareWith(s, b.Rootfs, rootfs.Options{BeforeCgroup: waitCgroup, CgroupV1: b.CgroupV1})); err != nil {
 			return err
 		}
 		t.mark("prepare rootfs")

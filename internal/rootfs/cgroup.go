@@ -112,6 +112,8 @@ func (p *preparer) cgroupV1(dest string, o mountOpts, cgroupNS bool) error {
 		)
 		if l.controllers == "" {
 			fstype, name = "cgroup2", "unified"
+		} else if !p.joinedV1(l.controllers) {
+			continue
 		} else {
 			fstype, name = "cgroup", strings.TrimPrefix(l.controllers, "name=")
 			opts = strings.Split(l.controllers, ",")
@@ -170,6 +172,22 @@ func (p *preparer) cgroupV1(dest string, o mountOpts, cgroupNS bool) error {
 		return setAttr(tmp, attrChange{set: unix.MOUNT_ATTR_RDONLY}, false)
 	}
 	return nil
+}
+
+// joinedV1 reports whether the container is in the v1 hierarchy with these
+// controllers ("cpu,cpuacct"): always when the runtime did not say.
+func (p *preparer) joinedV1(controllers string) bool {
+	if p.v1Joined == nil {
+		return true
+	}
+	for _, c := range strings.Split(controllers, ",") {
+		for _, j := range p.v1Joined {
+			if c == j {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // hasAll reports whether the comma-separated superblock options list every

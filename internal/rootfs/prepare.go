@@ -36,6 +36,13 @@ type Options struct {
 	// container's own cgroup), so that the kernel's slow cgroup migration
 	// overlaps with the mounts before it.
 	BeforeCgroup func() error
+	// CgroupV1, when not nil, lists the v1 controllers the container's
+	// process is in ("memory", "cpu", "name=systemd", ...); the cgroup
+	// mount then shows only those hierarchies (and cgroup2). On hybrid
+	// hosts the runtime joins v1 hierarchies only for configured limits:
+	// any other hierarchy would show the runtime's own cgroup, that is a
+	// part of the host's tree.
+	CgroupV1 []string
 }
 
 // PrepareWith is Prepare with options.
@@ -48,7 +55,7 @@ func PrepareWith(s *specs.Spec, rootfs string, opts Options) error {
 	if s.Linux != nil {
 		lx = *s.Linux
 	}
-	p := &preparer{linux: &lx, rootfs: rootfs, beforeCgroup: opts.BeforeCgroup}
+	p := &preparer{linux: &lx, rootfs: rootfs, beforeCgroup: opts.BeforeCgroup, v1Joined: opts.CgroupV1}
 	if err := p.prepareRoot(); err != nil {
 		return err
 	}
@@ -96,6 +103,7 @@ type preparer struct {
 	ptsMount  bool   // the spec mounts devpts at /dev/pts
 
 	beforeCgroup func() error // Options.BeforeCgroup, cleared once called
+	v1Joined     []string     // Options.CgroupV1
 }
 
 // mountTable reads /proc/self/mountinfo once per Prepare, only if a step

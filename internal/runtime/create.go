@@ -154,6 +154,14 @@ func (r *Runtime) Create(ctx context.Context, id string, o CreateOpts) (_ *Creat
 		NoMountNS: !hasNamespace(s, specs.MountNamespace),
 		Debug:     slog.Default().Enabled(ctx, slog.LevelDebug),
 	}
+	if st := cg.State(); st.Mode == cgroups.Hybrid {
+		boot.CgroupV1 = []string{}
+		for c := range st.Paths {
+			if c != cgroups.UnifiedKey {
+				boot.CgroupV1 = append(boot.CgroupV1, c)
+			}
+		}
+	}
 	files, err := openInitFiles(terminal, o.ConsoleSocket, s)
 	if err != nil {
 		return nil, err

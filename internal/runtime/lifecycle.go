@@ -316,7 +316,14 @@ func (c *Container) Update(r *specs.LinuxResources) error {
 	if err != nil {
 		return err
 	}
-	return cg.Update(r)
+	// Update may join hierarchies (hybrid hosts): record them even when it
+	// fails part way, so that delete removes what it made.
+	err = cg.Update(r)
+	c.rec.Cgroup = cg.State()
+	if serr := c.save(); err == nil {
+		err = serr
+	}
+	return err
 }
 
 // Run creates a container whose process starts at once (no exec.fifo round

@@ -66,6 +66,9 @@ type Bootstrap struct {
 	PreserveFD   int  `json:"preserveFDs,omitempty"`
 	// ExecFDs are kept open across execve in addition to stdio: fds 3..3+PreserveFD-1.
 	TimeNS bool `json:"timeNS,omitempty"` // create a new time namespace (clone(2) cannot)
+	// CgroupV1 lists the v1 controllers the container is in, when the
+	// runtime joined only some (hybrid hosts); nil means all.
+	CgroupV1 []string `json:"cgroupV1"` // null (all) differs from [] (none)
 	// Debug asks init to report how long each step took.
 	Debug bool `json:"debug,omitempty"`
 	// NoMountNS: the container shares the runtime's mount namespace, so
