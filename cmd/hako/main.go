@@ -22,8 +22,8 @@ import (
 func init() {
 	// "hako init" becomes the container's process: namespaces, credentials
 	// and seccomp are per thread, so it must stay on the main thread.
+	// (GOMAXPROCS(1) here cost time: it stops the world to resize the Ps.)
 	if len(os.Args) > 1 && os.Args[1] == "init" {
-		goruntime.GOMAXPROCS(1)
 		goruntime.LockOSThread()
 	}
 }
