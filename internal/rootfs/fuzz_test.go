@@ -10,7 +10,7 @@ import (
 
 // Any key CheckSysctl accepts must map to a path strictly below /proc/sys.
 func FuzzCheckSysctl(f *testing.F) {
-	for _, k := range []string{"net.ipv4.ip_forward", "net/../../kernel.x", "net..x", "kernel.shmmax", "net.\u2028x", "fs.mqueue.msg_max"} {
+	for _, k := range []string{"net.ipv4.ip_forward", "net/../../kernel.x", "net..x", "kernel.shmmax", "net.\u2028x", "fs.mqueue.msg_max", "net/ipv4/conf/eth0.100/forwarding", "net/./x", "net/../kernel/x"} {
 		f.Add(k, "1")
 	}
 	s := &specs.Spec{Linux: &specs.Linux{Namespaces: []specs.LinuxNamespace{
@@ -20,7 +20,7 @@ func FuzzCheckSysctl(f *testing.F) {
 		if CheckSysctl(s, key, value) != nil {
 			return
 		}
-		rel := strings.ReplaceAll(key, ".", "/")
+		rel := sysctlPath(key)
 		if p := path.Join("/proc/sys", rel); p != "/proc/sys/"+rel || strings.Contains(value, "\n") {
 			t.Fatalf("accepted key %q maps to %q", key, p)
 		}

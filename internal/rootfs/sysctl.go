@@ -27,6 +27,10 @@ func isIPCSysctl(key string) bool {
 // namespaces (config-linux.md "Sysctl": the runtime must not apply a sysctl
 // that is not namespaced to the container). It is exported so that the
 // runtime can reject a bad config at create time, before any process exists.
+//
+// Keys come in the two forms sysctl(8) knows: dotted ("net.ipv4.ip_forward")
+// or with slashes, where dots are literal ("net/ipv4/conf/eth0.100/forwarding",
+// the only way to name an interface with a dot). spec.Validate accepts both.
 func CheckSysctl(s *specs.Spec, key, value string) error {
 	if err := checkSysctlKey(key); err != nil {
 		return err
@@ -46,20 +50,25 @@ func CheckSysctl(s *specs.Spec, key, value string) error {
 		}
 		return false
 	}
+	// Classify on the dotted form: "net/ipv4/x" is "net.ipv4.x".
+	dotted := key
+	if strings.Contains(key, "/") {
+		dotted = strings.ReplaceAll(key, "/", ".")
+	}
 	switch {
-	case isIPCSysctl(key):
+	case isIPCSysctl(dotted):
 		if !has(specs.IPCNamespace) {
 			return fmt.Errorf("sysctl %q: %w: needs an IPC namespace (linux.namespaces has none)", key, ErrInvalid)
 		}
-	case strings.HasPrefix(key, "net."):
+	case strings.HasPrefix(dotted, "net."):
 		if !has(specs.NetworkNamespace) {
 			return fmt.Errorf("sysctl %q: %w: needs a network namespace (linux.namespaces has none); it would change the host", key, ErrInvalid)
 		}
-	case key == "kernel.domainname":
+	case dotted == "kernel.domainname":
 		if !has(specs.UTSNamespace) {
 			return fmt.Errorf("sysctl %q: %w: needs a UTS namespace", key, ErrInvalid)
 		}
-	case key == "kernel.hostname":
+	case dotted == "kernel.hostname":
 		return fmt.Errorf("sysctl %q: %w: set the \"hostname\" field instead", key, ErrInvalid)
 	default:
 		return fmt.Errorf("sysctl %q: %w: not a namespaced sysctl", key, ErrInvalid)
@@ -67,24 +76,38 @@ func CheckSysctl(s *specs.Spec, key, value string) error {
 	return nil
 }
 
-// checkSysctlKey accepts dotted names of plain components only: no "/"
-// (which would let "net/../../kernel.x" walk out of /proc/sys/net), no empty
-// component (which "a..b" would give), no whitespace or control characters.
+// checkSysctlKey accepts keys of plain components only: no empty component
+// (which "a..b" or "net//x" would give), no "." or ".." component in the
+// slash form (which would let "net/../kernel/x" walk out of /proc/sys/net),
+// no whitespace or control characters.
 func checkSysctlKey(key string) error {
 	if key == "" {
 		return fmt.Errorf("sysctl key is empty: %w", ErrInvalid)
 	}
 	for _, c := range key {
-		if c == '/' || unicode.IsSpace(c) || unicode.IsControl(c) {
+		if unicode.IsSpace(c) || unicode.IsControl(c) {
 			return fmt.Errorf("sysctl %q: %w: key contains %q", key, ErrInvalid, c)
 		}
 	}
-	for _, part := range strings.Split(key, ".") {
-		if part == "" {
-			return fmt.Errorf("sysctl %q: %w: empty component (\"..\" or a leading or trailing dot)", key, ErrInvalid)
+	sep := "."
+	if strings.Contains(key, "/") {
+		sep = "/"
+	}
+	for _, part := range strings.Split(key, sep) {
+		if part == "" || part == "." || part == ".." {
+			return fmt.Errorf("sysctl %q: %w: empty, \".\" or \"..\" component (or a leading or trailing separator)", key, ErrInvalid)
 		}
 	}
 	return nil
+}
+
+// sysctlPath is key's file below /proc/sys: dots become slashes in the
+// dotted form; the slash form is already a path (its dots are literal).
+func sysctlPath(key string) string {
+	if strings.Contains(key, "/") {
+		return key
+	}
+	return strings.ReplaceAll(key, ".", "/")
 }
 
 // WriteSysctls writes linux.sysctl, after Pivot, from inside the container's
@@ -134,7 +157,7 @@ func WriteSysctls(s *specs.Spec) error {
 }
 
 func writeSysctl(sys int, key, value string) error {
-	rel := strings.ReplaceAll(key, ".", "/")
+	rel := sysctlPath(key)
 	fd, err := openat2(sys, rel, unix.O_WRONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC,
 		unix.RESOLVE_BENEATH|unix.RESOLVE_NO_SYMLINKS|unix.RESOLVE_NO_MAGICLINKS|unix.RESOLVE_NO_XDEV)
 	if err != nil {

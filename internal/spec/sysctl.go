@@ -14,19 +14,31 @@ import (
 // has the namespace they belong to (config-linux.md#sysctl; runc does the
 // same, and applying pod sysctls to the host has been a real CVE).
 func checkSysctls(l *specs.Linux, ns map[specs.LinuxNamespaceType]specs.LinuxNamespace) error {
-	for key := range l.Sysctl {
+	for key, value := range l.Sysctl {
 		f := "linux.sysctl[" + strconv.Quote(key) + "]"
 		if err := checkSysctlKey(key); err != nil {
 			return invalid(f, "%v", err)
 		}
+		// procfs handlers take the first line or parse the whole
+		// buffer; a value carrying a second line or a NUL is an attempt to
+		// set more than the key says (CRI-O's CVE-2022-0811 was a sysctl
+		// value "1+kernel.core_pattern=..." split by its own parser).
+		if strings.ContainsAny(value, "\n\r\x00") {
+			return invalid(f, "value %q contains a newline or NUL", value)
+		}
 		// "net/ipv4/ip_forward" and "net.ipv4.ip_forward" name the same file.
 		dotted := strings.ReplaceAll(key, "/", ".")
 		need := sysctlNamespace(dotted)
+		if dotted == "kernel.hostname" {
+			// The hostname field says it (config.md#hostname); two
+			// sources for one value is a conflict, refused as runc does.
+			return invalid(f, "set the hostname field instead")
+		}
 		if need == "" {
 			return invalid(f, "%q is not a namespaced sysctl and would change the host", key)
 		}
 		if _, ok := ns[need]; !ok {
-			return invalid(f, "%q needs a %s namespace in linux.namespaces", key, need)
+			return invalid(f, "%q needs its own %s namespace in linux.namespaces (it would change the host's)", key, need)
 		}
 	}
 	return nil
@@ -51,7 +63,7 @@ func checkSysctlKey(key string) error {
 	for i := 0; i <= len(key); i++ {
 		if i == len(key) || key[i] == '.' || key[i] == '/' {
 			if i == start {
-				return errors.New("has an empty element")
+				return errors.New(`has an empty element (a ".." or a leading, trailing or doubled separator)`)
 			}
 			start = i + 1
 		}

@@ -132,7 +132,15 @@ func TestValidate(t *testing.T) {
 		{"sysctl net without netns", func(s *specs.Spec) {
 			s.Linux.Namespaces = append(s.Linux.Namespaces[:1], s.Linux.Namespaces[2:]...)
 			s.Linux.Sysctl = map[string]string{"net.core.somaxconn": "1"}
-		}, `linux.sysctl["net.core.somaxconn"]: "net.core.somaxconn" needs a network namespace`},
+		}, `linux.sysctl["net.core.somaxconn"]: "net.core.somaxconn" needs its own network namespace`},
+		{"sysctl value newline", func(s *specs.Spec) {
+			s.Linux.Sysctl = map[string]string{"net.ipv4.ip_forward": "1\nkernel.core_pattern=|/x"}
+		},
+			`linux.sysctl["net.ipv4.ip_forward"]: value "1\nkernel.core_pattern=|/x" contains a newline or NUL`},
+		{"sysctl value NUL", func(s *specs.Spec) { s.Linux.Sysctl = map[string]string{"net.ipv4.ip_forward": "1\x00"} },
+			`linux.sysctl["net.ipv4.ip_forward"]: value "1\x00" contains a newline or NUL`},
+		{"sysctl hostname", func(s *specs.Spec) { s.Linux.Sysctl = map[string]string{"kernel.hostname": "x"} },
+			`linux.sysctl["kernel.hostname"]: set the hostname field instead`},
 		{"sysctl traversal", func(s *specs.Spec) { s.Linux.Sysctl = map[string]string{"net/../../vm/swappiness": "1"} },
 			`linux.sysctl["net/../../vm/swappiness"]: has an empty element`},
 		{"sysctl leading dot", func(s *specs.Spec) { s.Linux.Sysctl = map[string]string{".net.x": "1"} },
