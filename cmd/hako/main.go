@@ -16,7 +16,6 @@ import (
 
 	"github.com/hako-runtime/hako/internal/cli"
 	"github.com/hako-runtime/hako/internal/linux"
-	_ "github.com/hako-runtime/hako/internal/nsenter" // joins namespaces before Go starts, for "hako init"
 )
 
 func init() {

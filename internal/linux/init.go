@@ -31,6 +31,12 @@ func Init() {
 		os.Exit(1)
 	}
 	conn := sync.NewConn(os.NewFile(uintptr(fd), "sync"))
+	// Join the namespaces the parent asked for, on this (locked, main)
+	// thread: the one that execve's the container's process. A user or
+	// time namespace was joined by hako-nsenter before we started.
+	if err := nsenter.JoinFromEnv(); err != nil {
+		fail(conn, err)
+	}
 	m, err := conn.Expect(sync.TypeBootstrap)
 	if err != nil || m.Bootstrap == nil || m.Bootstrap.Spec == nil {
 		fail(conn, fmt.Errorf("read bootstrap: %v", err))
@@ -218,8 +224,8 @@ func createContainer(conn *sync.Conn, b *sync.Bootstrap) error {
 	return finalizeAndExec(s, path, b)
 }
 
-// execProcess runs a new process in a running container. The nsenter
-// constructor has already joined the container's namespaces and the parent
+// execProcess runs a new process in a running container. Init has already
+// joined the container's namespaces (package nsenter) and the parent
 // has moved us into its cgroup.
 func execProcess(conn *sync.Conn, b *sync.Bootstrap) error {
 	s := b.Spec

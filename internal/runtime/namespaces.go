@@ -3,9 +3,8 @@ package runtime
 import (
 	"fmt"
 	"os"
-	"strconv"
-	"strings"
 
+	"github.com/hako-runtime/hako/internal/nsenter"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 )
@@ -38,7 +37,7 @@ var joinOrder = []specs.LinuxNamespaceType{
 // nsPlan is how the init child gets its namespaces.
 type nsPlan struct {
 	cloneFlags   uintptr // created by clone(2)
-	unshareFlags int     // created by the nsenter constructor after joining
+	unshareFlags int     // created by hako-nsenter after joining (user namespace by path)
 	newCgroupNS  bool    // unshared by init after entering the cgroup
 	newTimeNS    bool    // unshared by init (clone(2) cannot)
 	join         []nsFile
@@ -147,12 +146,26 @@ func openNamespace(ns specs.LinuxNamespace) (*os.File, error) {
 	return f, nil
 }
 
-// setnsEnv encodes the join list for the constructor: "FD:TYPE,...", fds
-// numbered as they will be in the child.
+// setnsEnv encodes the join list for init (package nsenter): fds numbered
+// as they will be in the child.
 func setnsEnv(join []nsFile, firstFD int) string {
-	parts := make([]string, len(join))
+	joins := make([]nsenter.Join, len(join))
 	for i, j := range join {
-		parts[i] = strconv.Itoa(firstFD+i) + ":" + strconv.Itoa(nsFlags[j.typ])
+		joins[i] = nsenter.Join{FD: firstFD + i, Type: nsFlags[j.typ]}
 	}
-	return strings.Join(parts, ",")
+	return nsenter.Encode(joins)
+}
+
+// needsHelper reports whether init must be started through hako-nsenter:
+// a user or time namespace to join, or namespaces to create after a join.
+func needsHelper(join []nsFile, unshare int) bool {
+	if unshare != 0 {
+		return true
+	}
+	for _, j := range join {
+		if nsenter.NeedsHelper(nsFlags[j.typ]) {
+			return true
+		}
+	}
+	return false
 }

@@ -43,7 +43,7 @@ type child struct {
 // spawn starts /proc/self/exe init with the layout:
 //
 //	0-2 stdio | 3..3+P-1 preserved | sync | extra... | namespace fds...
-func spawn(o spawnOpts) (*child, error) {
+func spawn(o spawnOpts) (_ *child, err error) {
 	pair, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return nil, fmt.Errorf("socketpair: %w", err)
@@ -51,6 +51,11 @@ func spawn(o spawnOpts) (*child, error) {
 	ours := os.NewFile(uintptr(pair[0]), "sync-parent")
 	theirs := os.NewFile(uintptr(pair[1]), "sync-child")
 	defer theirs.Close()
+	defer func() {
+		if err != nil {
+			ours.Close()
+		}
+	}()
 
 	files := []*os.File{o.stdio.In, o.stdio.Out, o.stdio.Err}
 	for i := 0; i < o.preserveFDs; i++ {
@@ -70,14 +75,14 @@ func spawn(o spawnOpts) (*child, error) {
 	// Exec ourselves through a read-only, detached mount of our binary, so
 	// that nothing in the container can ever open it for writing through
 	// /proc/<pid>/exe (CVE-2019-5736).
-	exePath := "/proc/self/exe"
-	if exe, err := readOnlySelf(); err == nil {
-		defer exe.Close()
-		exePath = "/proc/self/fd/" + strconv.Itoa(len(files))
-		files = append(files, exe)
-	} else {
+	exe, err := readOnlyExe("/proc/self/exe")
+	if err != nil {
 		return nil, err
 	}
+	defer exe.Close()
+	exeFD := len(files)
+	files = append(files, exe)
+	exePath, argv := "/proc/self/fd/"+strconv.Itoa(exeFD), []string{"hako", "init"}
 	env := []string{nsenter.EnvSyncFD + "=" + strconv.Itoa(syncFD)}
 	if len(o.join) > 0 {
 		env = append(env, nsenter.EnvSetns+"="+setnsEnv(o.join, nsFirst))
@@ -85,9 +90,26 @@ func spawn(o spawnOpts) (*child, error) {
 	if o.unshare != 0 {
 		env = append(env, nsenter.EnvUnshare+"="+strconv.Itoa(o.unshare))
 	}
+	if needsHelper(o.join, o.unshare) {
+		// A user or time namespace can only be joined by a single-threaded
+		// process: hako-nsenter joins, then execs hako init from exeFD. It
+		// runs inside those namespaces too, so it is protected the same way.
+		path, err := nsenter.HelperPath()
+		if err != nil {
+			return nil, err
+		}
+		helper, err := readOnlyExe(path)
+		if err != nil {
+			return nil, err
+		}
+		defer helper.Close()
+		exePath = "/proc/self/fd/" + strconv.Itoa(len(files))
+		argv = []string{nsenter.HelperName, strconv.Itoa(exeFD)}
+		files = append(files, helper)
+	}
 	attr := &os.ProcAttr{Dir: o.dir, Env: env, Files: files, Sys: o.sys}
 	start := func() (*os.Process, error) {
-		return os.StartProcess(exePath, []string{"hako", "init"}, attr)
+		return os.StartProcess(exePath, argv, attr)
 	}
 	var p *os.Process
 	if o.pidNS != nil {
@@ -96,7 +118,6 @@ func spawn(o spawnOpts) (*child, error) {
 		p, err = start()
 	}
 	if err != nil {
-		ours.Close()
 		return nil, fmt.Errorf("start init: %w", err)
 	}
 	c.proc = p
@@ -132,22 +153,23 @@ func (c *child) kill() {
 	c.proc.Wait()
 }
 
-// readOnlySelf returns our own binary on a private, read-only, detached
-// bind mount (open_tree(2) + mount_setattr(2)): exec'ing it through this fd
-// makes /proc/<pid>/exe of init refer to a file that cannot be opened for
+// readOnlyExe returns the executable at path (our own binary is
+// /proc/self/exe) on a private, read-only, detached bind mount
+// (open_tree(2) + mount_setattr(2)): exec'ing it through this fd makes
+// /proc/<pid>/exe of the child refer to a file that cannot be opened for
 // writing (EROFS), whatever a process in the container does with it. Unlike
 // copying the binary into a memfd (runc's first fix, which made its start-up
 // 1.65x slower and charged 10 MB to the container), this costs two
 // syscalls and no memory.
-func readOnlySelf() (*os.File, error) {
-	fd, err := unix.OpenTree(unix.AT_FDCWD, "/proc/self/exe", unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC)
+func readOnlyExe(path string) (*os.File, error) {
+	fd, err := unix.OpenTree(unix.AT_FDCWD, path, unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC)
 	if err != nil {
-		return nil, fmt.Errorf("protect runtime binary: open_tree: %w", err)
+		return nil, fmt.Errorf("protect %s: open_tree: %w", path, err)
 	}
 	attr := &unix.MountAttr{Attr_set: unix.MOUNT_ATTR_RDONLY | unix.MOUNT_ATTR_NOSUID | unix.MOUNT_ATTR_NODEV}
 	if err := unix.MountSetattr(fd, "", unix.AT_EMPTY_PATH, attr); err != nil {
 		unix.Close(fd)
-		return nil, fmt.Errorf("protect runtime binary: mount_setattr: %w", err)
+		return nil, fmt.Errorf("protect %s: mount_setattr: %w", path, err)
 	}
-	return os.NewFile(uintptr(fd), "hako-ro"), nil
+	return os.NewFile(uintptr(fd), "ro-exe"), nil
 }
