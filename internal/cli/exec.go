@@ -54,7 +54,7 @@ func execCommand() *cli.Command {
 			var fwd *forwarder
 			if !detach {
 				fwd = newForwarder()
-				defer fwd.stop()
+				o.StartGate = fwd.ready
 			}
 			e, err := c.Exec(ctx, o)
 			if err != nil {

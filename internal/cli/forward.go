@@ -14,19 +14,30 @@ import (
 // with a terminal, copies between our stdio and the pty master.
 type forwarder struct {
 	sigs chan os.Signal
+	// ready is closed once every signal is caught. The container's
+	// process must not start before (runtime.CreateOpts.StartGate).
+	ready chan struct{}
 }
 
+// newForwarder starts catching every signal. That costs a round trip
+// with the Go runtime's signal thread per signal (~65, over 1 ms in all),
+// so it runs concurrently with the caller's create or exec, which waits
+// for ready before the process may start. The handlers are never removed
+// (signal.Stop would cost as much again): hako exits after the process,
+// and a signal that comes during the clean-up is better ignored than fatal.
 func newForwarder() *forwarder {
-	f := &forwarder{sigs: make(chan os.Signal, 64)}
-	signal.Notify(f.sigs)
+	f := &forwarder{sigs: make(chan os.Signal, 64), ready: make(chan struct{})}
+	go func() {
+		signal.Notify(f.sigs)
+		close(f.ready)
+	}()
 	return f
 }
-
-func (f *forwarder) stop() { signal.Stop(f.sigs) }
 
 // wait forwards signals until p exits and returns its exit code, 128+signal
 // when it was killed, as shells report it.
 func (f *forwarder) wait(p *os.Process, master *os.File) int {
+	<-f.ready
 	var restore func()
 	if master != nil {
 		restore = proxyConsole(master)

@@ -86,10 +86,11 @@ func runCommand() *cli.Command {
 				return err
 			}
 			o.AllocateConsole = o.ConsoleSocket == ""
-			// Signals are caught before the container exists so none
-			// is lost between its start and our forwarding.
+			// Every signal is caught before the container's process
+			// starts (Create waits on StartGate), so none is lost
+			// between its start and our forwarding.
 			fwd := newForwarder()
-			defer fwd.stop()
+			o.StartGate = fwd.ready
 			c, err := rt(cmd).Run(ctx, id, o)
 			if err != nil {
 				return err

@@ -36,6 +36,10 @@ type CreateOpts struct {
 	// StartNow skips exec.fifo: the container's process starts as soon as
 	// it is created (`run`), saving a round trip through the file system.
 	StartNow bool
+	// StartGate, if set, must be closed before init may go on past the
+	// cgroup step, i.e. before the container's process can start: `run`
+	// installs its signal forwarder meanwhile, so no signal is lost.
+	StartGate <-chan struct{}
 }
 
 // Created is a container that has just been created by this process: it is
@@ -201,6 +205,9 @@ func (r *Runtime) Create(ctx context.Context, id string, o CreateOpts) (_ *Creat
 	if err := cg.Enter(pid); err != nil {
 		return nil, fmt.Errorf("enter cgroup: %w", err)
 	}
+	if err := waitGate(ctx, o.StartGate); err != nil {
+		return nil, err
+	}
 	if err := ch.conn.SendType(sync.TypeCgroup); err != nil {
 		return nil, initError(ch, err)
 	}
@@ -272,6 +279,19 @@ func (r *Runtime) Create(ctx context.Context, id string, o CreateOpts) (_ *Creat
 		return nil, err
 	}
 	return out, nil
+}
+
+// waitGate waits until gate (if any) is closed.
+func waitGate(ctx context.Context, gate <-chan struct{}) error {
+	if gate == nil {
+		return nil
+	}
+	select {
+	case <-gate:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // initError turns a failure talking to init into the most useful error: the

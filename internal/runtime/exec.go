@@ -23,6 +23,7 @@ type ExecOpts struct {
 	PidFile         string
 	PreserveFDs     int
 	Stdio           Stdio
+	StartGate       <-chan struct{} // see CreateOpts.StartGate
 }
 
 // Spec returns the spec the container was created with.
@@ -132,6 +133,9 @@ func (c *Container) Exec(ctx context.Context, o ExecOpts) (_ *Execed, err error)
 	}
 	if err := cg.Enter(ch.proc.Pid); err != nil {
 		return nil, fmt.Errorf("enter cgroup: %w", err)
+	}
+	if err := waitGate(ctx, o.StartGate); err != nil {
+		return nil, err
 	}
 	if err := ch.conn.SendType(sync.TypeCgroup); err != nil {
 		return nil, initError(ch, err)
