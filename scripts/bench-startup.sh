@@ -8,6 +8,8 @@
 #          WARMUP    warm-up runs per runtime (default 5)
 #          HAKO      hako binary (default <repo>/bin/hako; skipped if missing)
 #          OUT       JSON export (default <repo>/test/out/bench-startup.json)
+#          SECCOMP   "docker": give the bundle Docker's default seccomp profile
+#                    (~400 syscall names; issue 4 asks for the ratio with it)
 #
 # crun 1.8 refuses this host's hybrid cgroup v1 layout, so it runs in a
 # private mount namespace where /sys/fs/cgroup is a cgroup2 mount, with
@@ -25,6 +27,7 @@ WARMUP=${WARMUP:-5}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 HAKO=${HAKO:-$ROOT/bin/hako}
 OUT=${OUT:-$ROOT/test/out/bench-startup.json}
+SECCOMP=${SECCOMP:-}
 
 die() { echo "bench-startup: $*" >&2; exit 1; }
 [ "$(id -u)" -eq 0 ] || die "needs root"
@@ -60,6 +63,12 @@ ln -s busybox "$BUNDLE/rootfs/bin/sh"
 runc spec --bundle "$BUNDLE"
 jq '.process.terminal = false | .process.args = ["echo", "hello"]' "$BUNDLE/config.json" >"$BUNDLE/config.json.new"
 mv "$BUNDLE/config.json.new" "$BUNDLE/config.json"
+if [ "$SECCOMP" = docker ]; then
+  (cd "$ROOT" && go run ./scripts/dockerprofile) >"$WORK/seccomp.json"
+  jq --slurpfile p "$WORK/seccomp.json" '.linux.seccomp = $p[0]' "$BUNDLE/config.json" >"$BUNDLE/config.json.new"
+  mv "$BUNDLE/config.json.new" "$BUNDLE/config.json"
+  echo "bench-startup: with Docker's default seccomp profile ($(jq '[.syscalls[].names | length] | add' "$WORK/seccomp.json") syscall names)"
+fi
 
 # The namespace holder for crun. It must not keep the terminal's stdio.
 unshare --mount --propagation private sh -c \
