@@ -2,7 +2,6 @@ package runtime
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -61,7 +60,7 @@ func (r *Runtime) Create(ctx context.Context, id string, o CreateOpts) (_ *Creat
 	if err != nil {
 		return nil, fmt.Errorf("bundle %s: %w", o.Bundle, err)
 	}
-	s, err := spec.Load(bundle)
+	s, config, err := spec.Read(bundle)
 	if err != nil {
 		return nil, err
 	}
@@ -211,6 +210,11 @@ func (r *Runtime) Create(ctx context.Context, id string, o CreateOpts) (_ *Creat
 	if err := ch.conn.SendType(sync.TypeCgroup); err != nil {
 		return nil, initError(ch, err)
 	}
+	// While init prepares the container: our copy of config.json (exec
+	// reads it), as read from the bundle, not encoded again.
+	if err := writeFileAtomic(filepath.Join(dir, "config.json"), config, 0o600); err != nil {
+		return nil, err
+	}
 	// Hooks run after the environment exists: status "created"
 	// (runtime.md "State" and "Lifecycle" step 2).
 	st := &specs.State{Version: specs.Version, ID: id, Status: StatusCreated, Pid: pid, Bundle: bundle, Annotations: s.Annotations}
@@ -262,9 +266,6 @@ func (r *Runtime) Create(ctx context.Context, id string, o CreateOpts) (_ *Creat
 	c.rec.Pid, c.rec.PidStart = pid, start
 	if s.Hooks != nil && (len(s.Hooks.Poststart) > 0 || len(s.Hooks.Poststop) > 0) {
 		c.rec.Hooks = &specs.Hooks{Poststart: s.Hooks.Poststart, Poststop: s.Hooks.Poststop}
-	}
-	if err := writeSpec(dir, s); err != nil {
-		return nil, err
 	}
 	if err := c.save(); err != nil {
 		return nil, err
@@ -338,14 +339,6 @@ func makeFifo(path string) (*os.File, error) {
 		return nil, fmt.Errorf("open exec fifo: %w", err)
 	}
 	return f, nil
-}
-
-func writeSpec(dir string, s *specs.Spec) error {
-	b, err := json.Marshal(s)
-	if err != nil {
-		return fmt.Errorf("encode spec: %w", err)
-	}
-	return writeFileAtomic(filepath.Join(dir, "config.json"), b, 0o600)
 }
 
 func writePidFile(path string, pid int) error {

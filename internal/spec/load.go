@@ -23,11 +23,29 @@ const MaxConfigSize = 16 << 20
 // ("config.json: process.user.uid: ..."). Errors caused by the file's
 // content satisfy errors.Is(err, ErrInvalid).
 func Load(bundle string) (*specs.Spec, error) {
+	s, _, err := Read(bundle)
+	return s, err
+}
+
+// Read is Load that also returns the bytes of config.json, so that a
+// caller keeping a copy (the runtime's state directory) writes them as they
+// are instead of encoding the spec again.
+func Read(bundle string) (*specs.Spec, []byte, error) {
 	p := filepath.Join(bundle, "config.json")
 	data, err := readLimited(p, MaxConfigSize)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
+	s, err := Parse(data)
+	if err != nil {
+		return nil, nil, err
+	}
+	return s, data, nil
+}
+
+// Parse decodes and validates the content of a config.json, with Load's
+// error rules.
+func Parse(data []byte) (*specs.Spec, error) {
 	s, err := decode(data)
 	if err != nil {
 		return nil, fmt.Errorf("config.json: %w", err)
