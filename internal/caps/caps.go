@@ -1,5 +1,5 @@
-// Package caps maps runtime-spec capability names to numbers and applies the
-// five capability sets of process.capabilities to the calling thread.
+// Package caps applies the five capability sets of process.capabilities to
+// the calling thread (names are resolved by internal/spec).
 //
 // The runtime calls Apply on the locked OS thread that is about to execve, so
 // per-thread semantics of capset(2) and PR_CAPBSET_DROP are exactly what is
@@ -12,47 +12,20 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/hako-runtime/hako/internal/spec"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 )
-
-// names lists capabilities by number (capabilities(7)).
-var names = [...]string{
-	"CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER",
-	"CAP_FSETID", "CAP_KILL", "CAP_SETGID", "CAP_SETUID", "CAP_SETPCAP",
-	"CAP_LINUX_IMMUTABLE", "CAP_NET_BIND_SERVICE", "CAP_NET_BROADCAST",
-	"CAP_NET_ADMIN", "CAP_NET_RAW", "CAP_IPC_LOCK", "CAP_IPC_OWNER",
-	"CAP_SYS_MODULE", "CAP_SYS_RAWIO", "CAP_SYS_CHROOT", "CAP_SYS_PTRACE",
-	"CAP_SYS_PACCT", "CAP_SYS_ADMIN", "CAP_SYS_BOOT", "CAP_SYS_NICE",
-	"CAP_SYS_RESOURCE", "CAP_SYS_TIME", "CAP_SYS_TTY_CONFIG", "CAP_MKNOD",
-	"CAP_LEASE", "CAP_AUDIT_WRITE", "CAP_AUDIT_CONTROL", "CAP_SETFCAP",
-	"CAP_MAC_OVERRIDE", "CAP_MAC_ADMIN", "CAP_SYSLOG", "CAP_WAKE_ALARM",
-	"CAP_BLOCK_SUSPEND", "CAP_AUDIT_READ", "CAP_PERFMON", "CAP_BPF",
-	"CAP_CHECKPOINT_RESTORE",
-}
-
-// Names returns every capability name hako knows, by number.
-func Names() []string { return append([]string(nil), names[:]...) }
-
-// Number returns the number of a capability name such as "CAP_CHOWN".
-func Number(name string) (int, bool) {
-	for i, n := range names {
-		if n == name {
-			return i, true
-		}
-	}
-	return 0, false
-}
 
 // LastCap is the highest capability the running kernel knows.
 func LastCap() int {
 	b, err := os.ReadFile("/proc/sys/kernel/cap_last_cap")
 	if err != nil {
-		return len(names) - 1
+		return unix.CAP_LAST_CAP
 	}
 	n, err := strconv.Atoi(strings.TrimSpace(string(b)))
 	if err != nil {
-		return len(names) - 1
+		return unix.CAP_LAST_CAP
 	}
 	return n
 }
@@ -63,7 +36,7 @@ type set uint64
 func parse(list []string, last int) (set, error) {
 	var s set
 	for _, name := range list {
-		n, ok := Number(name)
+		n, ok := spec.CapabilityNumber(name)
 		if !ok {
 			return 0, fmt.Errorf("unknown capability %q", name)
 		}
@@ -120,7 +93,7 @@ func (s *Sets) DropBounding() error {
 			if err == unix.EINVAL { // the kernel does not know it
 				continue
 			}
-			return fmt.Errorf("drop %s from bounding set: %w", names[i], err)
+			return fmt.Errorf("drop %s from bounding set: %w", spec.CapabilityName(i), err)
 		}
 	}
 	return nil
@@ -149,7 +122,7 @@ func (s *Sets) Apply() error {
 		// The kernel refuses an ambient capability that is not both
 		// permitted and inheritable; runc ignores those, as do we.
 		if err := unix.Prctl(unix.PR_CAP_AMBIENT, unix.PR_CAP_AMBIENT_RAISE, uintptr(i), 0, 0); err != nil && err != unix.EPERM {
-			return fmt.Errorf("raise ambient %s: %w", names[i], err)
+			return fmt.Errorf("raise ambient %s: %w", spec.CapabilityName(i), err)
 		}
 	}
 	return nil

@@ -6,18 +6,6 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
 
-func TestNumber(t *testing.T) {
-	for name, want := range map[string]int{"CAP_CHOWN": 0, "CAP_SYS_ADMIN": 21, "CAP_CHECKPOINT_RESTORE": 40} {
-		got, ok := Number(name)
-		if !ok || got != want {
-			t.Errorf("Number(%s) = %d, %v; want %d", name, got, ok, want)
-		}
-	}
-	if _, ok := Number("CAP_NOPE"); ok {
-		t.Error("unknown name accepted")
-	}
-}
-
 func TestParse(t *testing.T) {
 	s, err := Parse(&specs.LinuxCapabilities{Bounding: []string{"CAP_KILL", "CAP_CHOWN"}})
 	if err != nil {

@@ -12,21 +12,10 @@ import (
 
 	"github.com/hako-runtime/hako/internal/caps"
 	"github.com/hako-runtime/hako/internal/linux/sync"
+	"github.com/hako-runtime/hako/internal/spec"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 )
-
-// rlimits maps runtime-spec names to resource numbers (getrlimit(2)).
-var rlimits = map[string]int{
-	"RLIMIT_CPU": unix.RLIMIT_CPU, "RLIMIT_FSIZE": unix.RLIMIT_FSIZE,
-	"RLIMIT_DATA": unix.RLIMIT_DATA, "RLIMIT_STACK": unix.RLIMIT_STACK,
-	"RLIMIT_CORE": unix.RLIMIT_CORE, "RLIMIT_RSS": unix.RLIMIT_RSS,
-	"RLIMIT_NPROC": unix.RLIMIT_NPROC, "RLIMIT_NOFILE": unix.RLIMIT_NOFILE,
-	"RLIMIT_MEMLOCK": unix.RLIMIT_MEMLOCK, "RLIMIT_AS": unix.RLIMIT_AS,
-	"RLIMIT_LOCKS": unix.RLIMIT_LOCKS, "RLIMIT_SIGPENDING": unix.RLIMIT_SIGPENDING,
-	"RLIMIT_MSGQUEUE": unix.RLIMIT_MSGQUEUE, "RLIMIT_NICE": unix.RLIMIT_NICE,
-	"RLIMIT_RTPRIO": unix.RLIMIT_RTPRIO, "RLIMIT_RTTIME": unix.RLIMIT_RTTIME,
-}
 
 // prepareProcess applies the attributes that need the runtime's privilege:
 // rlimits (raising needs CAP_SYS_RESOURCE) and oom_score_adj. It returns
@@ -34,7 +23,7 @@ var rlimits = map[string]int{
 func prepareProcess(p *specs.Process) ([]string, error) {
 	var warnings []string
 	for _, rl := range p.Rlimits {
-		res, ok := rlimits[rl.Type]
+		res, ok := spec.RlimitNumber(rl.Type)
 		if !ok {
 			return nil, fmt.Errorf("set rlimit: unknown type %q", rl.Type)
 		}

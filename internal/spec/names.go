@@ -1,6 +1,9 @@
 package spec
 
-import specs "github.com/opencontainers/runtime-spec/specs-go"
+import (
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+)
 
 // capNames maps capability numbers (linux/capability.h) to the names the
 // runtime-spec uses in process.capabilities (config.md#linux-process). The
@@ -69,25 +72,21 @@ func CapabilityName(n int) string {
 	return capNames[n]
 }
 
-// rlimitTypes are the resources of getrlimit(2) that process.rlimits may
-// name (config.md#posix-process).
-var rlimitTypes = map[string]bool{
-	"RLIMIT_AS":         true,
-	"RLIMIT_CORE":       true,
-	"RLIMIT_CPU":        true,
-	"RLIMIT_DATA":       true,
-	"RLIMIT_FSIZE":      true,
-	"RLIMIT_LOCKS":      true,
-	"RLIMIT_MEMLOCK":    true,
-	"RLIMIT_MSGQUEUE":   true,
-	"RLIMIT_NICE":       true,
-	"RLIMIT_NOFILE":     true,
-	"RLIMIT_NPROC":      true,
-	"RLIMIT_RSS":        true,
-	"RLIMIT_RTPRIO":     true,
-	"RLIMIT_RTTIME":     true,
-	"RLIMIT_SIGPENDING": true,
-	"RLIMIT_STACK":      true,
+// rlimitTypes maps the resources of getrlimit(2) that process.rlimits may
+// name (config.md#posix-process) to their numbers.
+var rlimitTypes = map[string]int{
+	"RLIMIT_AS": unix.RLIMIT_AS, "RLIMIT_CORE": unix.RLIMIT_CORE, "RLIMIT_CPU": unix.RLIMIT_CPU,
+	"RLIMIT_DATA": unix.RLIMIT_DATA, "RLIMIT_FSIZE": unix.RLIMIT_FSIZE, "RLIMIT_LOCKS": unix.RLIMIT_LOCKS,
+	"RLIMIT_MEMLOCK": unix.RLIMIT_MEMLOCK, "RLIMIT_MSGQUEUE": unix.RLIMIT_MSGQUEUE, "RLIMIT_NICE": unix.RLIMIT_NICE,
+	"RLIMIT_NOFILE": unix.RLIMIT_NOFILE, "RLIMIT_NPROC": unix.RLIMIT_NPROC, "RLIMIT_RSS": unix.RLIMIT_RSS,
+	"RLIMIT_RTPRIO": unix.RLIMIT_RTPRIO, "RLIMIT_RTTIME": unix.RLIMIT_RTTIME,
+	"RLIMIT_SIGPENDING": unix.RLIMIT_SIGPENDING, "RLIMIT_STACK": unix.RLIMIT_STACK,
+}
+
+// RlimitNumber returns the resource number of an RLIMIT_* name.
+func RlimitNumber(name string) (int, bool) {
+	n, ok := rlimitTypes[name]
+	return n, ok
 }
 
 // allNamespaces lists the namespace types of config-linux.md#namespaces in

@@ -182,7 +182,7 @@ func checkRlimits(rls []specs.POSIXRlimit) error {
 	seen := map[string]bool{}
 	for i, r := range rls {
 		f := fmt.Sprintf("process.rlimits[%d]", i)
-		if !rlimitTypes[r.Type] {
+		if _, ok := rlimitTypes[r.Type]; !ok {
 			return invalid(f+".type", "unknown rlimit %q", r.Type)
 		}
 		if seen[r.Type] {
