@@ -214,7 +214,9 @@ func TestValidateID(t *testing.T) {
 		{"mycontainer", true},
 		{"0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef", true},
 		{"a_b+c-d.e", true},
-		{"-x", true}, // runc accepts these; the CLI needs "--" for them
+		{"x-", true},
+		{"-x", false}, // runc accepts it; an option on every later command line
+		{"--", false},
 		{".hidden", true},
 		{"...", true},
 		{strings.Repeat("x", MaxIDLength), true},
