@@ -56,7 +56,7 @@ func defaultRoot() string {
 }
 
 func newApp() *cli.Command {
-	return &cli.Command{
+	app := &cli.Command{
 		Name:    "hako",
 		Usage:   "OCI container runtime",
 		Version: version,
@@ -79,7 +79,21 @@ func newApp() *cli.Command {
 			deleteCommand(), listCommand(), psCommand(), execCommand(), pauseCommand(),
 			resumeCommand(), updateCommand(), eventsCommand(), specCommand(), featuresCommand(),
 		},
+		OnUsageError: usageError,
 	}
+	for _, c := range app.Commands {
+		c.OnUsageError = usageError
+	}
+	return app
+}
+
+// usageError makes a wrong flag a one-line error, as for any other error:
+// tools that drive the runtime read its stderr, not a help page.
+func usageError(_ context.Context, cmd *cli.Command, err error, _ bool) error {
+	if cmd.Root() == cmd {
+		return fmt.Errorf("%w (see --help)", err)
+	}
+	return fmt.Errorf("%s: %w (see %s --help)", cmd.Name, err, cmd.Name)
 }
 
 // version is set by the linker (-X); "dev" otherwise.
