@@ -39,9 +39,6 @@ func TestAttackHostileIDs(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			r := newRuntime(t)
-			if tc.name == "leading dash" && !r.isRunc() {
-				t.Skip("needs: internal/cli to answer a usage error (unknown flag) with the one-line error only; it prints the command's help and \"Incorrect Usage\" too")
-			}
 			cgroup := newID(t)
 			args := tc.args(cgroup)
 			id := args[len(args)-1]

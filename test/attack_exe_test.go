@@ -227,9 +227,13 @@ func TestAttackRuntimeOverwriteExec(t *testing.T) {
 	a.finish(!a.r.isRunc())
 }
 
-// TestAttackRuntimeOverwriteCreate plays the same attack during create:
-// the attacker shares its PID namespace with a second container and grabs
-// /proc/<pid>/exe of that container's init while it waits in "created".
+// TestAttackRuntimeOverwriteCreate plays the same attack during create and
+// start: the attacker shares its PID namespace with a second container and
+// grabs /proc/<pid>/exe of that container's init whenever the kernel lets
+// it. While init holds capabilities the container lacks, ptrace access
+// rules refuse the open (for hako and runc alike); between dropping them and
+// exec'ing the user program the open may succeed, so whether anything is
+// captured depends on timing, and only the binary's integrity is asserted.
 func TestAttackRuntimeOverwriteCreate(t *testing.T) {
 	t.Parallel()
 	a := newExeAttack(t)
@@ -245,7 +249,7 @@ func TestAttackRuntimeOverwriteCreate(t *testing.T) {
 	vid := newID(t)
 	a.r.cleanupContainer(vid)
 	a.r.ok("create", "--bundle", victim, vid)
-	deadline := time.Now().Add(3 * time.Second)
+	deadline := time.Now().Add(time.Second)
 	for !a.holdsRuntime() && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
 	}

@@ -210,7 +210,7 @@ func TestAttackPreservedFdCwd(t *testing.T) {
 	id := newID(t)
 	r.cleanupContainer(id)
 	res := r.runExtra([]*os.File{dir}, "run", "--preserve-fds", "1", "--bundle", bundle, id)
-	t.Logf("%v", res)
+	t.Logf("run: exit %d, stderr %q", res.code, strings.TrimSpace(res.stderr))
 	if strings.Contains(res.stdout, canaryContent) {
 		t.Errorf("CONTAINER READ THE HOST through a preserved directory fd as cwd: %v", res)
 	}
