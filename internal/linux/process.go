@@ -12,6 +12,7 @@ import (
 
 	"github.com/hako-runtime/hako/internal/caps"
 	"github.com/hako-runtime/hako/internal/linux/sync"
+	"github.com/hako-runtime/hako/internal/rootfs"
 	"github.com/hako-runtime/hako/internal/spec"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
@@ -37,7 +38,7 @@ func prepareProcess(p *specs.Process) ([]string, error) {
 	}
 	if p.OOMScoreAdj != nil {
 		v := strconv.Itoa(*p.OOMScoreAdj)
-		if err := os.WriteFile("/proc/self/oom_score_adj", []byte(v), 0); err != nil {
+		if err := rootfs.WriteProcSelf("oom_score_adj", v); err != nil {
 			// Lowering needs CAP_SYS_RESOURCE, which some hosts withhold
 			// even from root: keep the container running, say why.
 			if errors.Is(err, unix.EACCES) || errors.Is(err, unix.EPERM) {

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"unicode"
 
+	pathrs "github.com/cyphar/filepath-securejoin/pathrs-lite"
 	"github.com/cyphar/filepath-securejoin/pathrs-lite/procfs"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
@@ -173,6 +174,39 @@ func writeSysctl(sys int, key, value string) error {
 	}
 	if _, err := unix.Write(fd, []byte(value)); err != nil {
 		return fmt.Errorf("sysctl %q = %q: %w", key, value, err)
+	}
+	return nil
+}
+
+// WriteProcSelf writes value to /proc/self/<name> (oom_score_adj, ...) of the
+// calling process through a private procfs instance, checked to be procfs:
+// the container's /proc, which its image or its mounts could have replaced,
+// is never trusted for the runtime's own writes (CVE-2025-52881 class).
+func WriteProcSelf(name, value string) error {
+	proc, err := procfs.OpenProcRoot()
+	if err != nil {
+		return fmt.Errorf("open procfs: %w", err)
+	}
+	defer proc.Close()
+	h, err := proc.OpenSelf(name)
+	if err != nil {
+		return fmt.Errorf("open /proc/self/%s: %w", name, err)
+	}
+	defer h.Close()
+	f, err := pathrs.Reopen(h, unix.O_WRONLY|unix.O_CLOEXEC)
+	if err != nil {
+		return fmt.Errorf("open /proc/self/%s: %w", name, err)
+	}
+	defer f.Close()
+	var sfs unix.Statfs_t
+	if err := unix.Fstatfs(int(f.Fd()), &sfs); err != nil {
+		return fmt.Errorf("statfs /proc/self/%s: %w", name, err)
+	}
+	if sfs.Type != unix.PROC_SUPER_MAGIC {
+		return fmt.Errorf("/proc/self/%s: %w: not on procfs", name, ErrUnsafe)
+	}
+	if _, err := f.Write([]byte(value)); err != nil {
+		return fmt.Errorf("write /proc/self/%s: %w", name, err)
 	}
 	return nil
 }
