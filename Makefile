@@ -10,7 +10,7 @@ export CGO_ENABLED := 0
 GOFLAGS_BUILD := -trimpath -tags "netgo osusergo"
 LDFLAGS := -s -w
 
-.PHONY: build test test-unit clean test-vet test-unit-pkgs test-integration test-conformance
+.PHONY: build test test-unit clean test-vet test-unit-pkgs test-integration test-conformance test-fuzz
 build: bin/hako-nsenter
 	$(GO) build $(GOFLAGS_BUILD) -ldflags '$(LDFLAGS)' -o bin/hako ./cmd/hako
 
@@ -31,7 +31,7 @@ HAKO_RUNTIME ?= $(CURDIR)/bin/hako
 GOTESTFLAGS ?=
 UNIT_PKGS = $$($(GO) list ./... | grep -v '/test$$')
 
-test: build test-vet test-unit-pkgs test-integration test-conformance
+test: build test-vet test-unit-pkgs test-integration test-conformance test-fuzz
 
 test-vet:
 	$(GO) vet ./...
@@ -41,6 +41,12 @@ test-unit-pkgs:
 
 test-integration:
 	HAKO_RUNTIME=$(HAKO_RUNTIME) $(GO) test $(GOTESTFLAGS) -count=1 -parallel 4 -timeout 10m ./test/...
+
+# Every fuzz target for a bounded time (parsers of untrusted input: config.json,
+# IDs, sysctls, seccomp, manifests, references, tar layers, ...).
+FUZZTIME ?= 10s
+test-fuzz:
+	FUZZTIME=$(FUZZTIME) scripts/fuzz-smoke.sh
 
 test-conformance:
 	scripts/oci-conformance-gate.sh $(HAKO_RUNTIME)
