@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/hako-runtime/hako/internal/seccomp"
 	"github.com/hako-runtime/hako/internal/spec"
 	"github.com/urfave/cli/v3"
 )
@@ -18,11 +19,18 @@ func specCommand() *cli.Command {
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "bundle", Aliases: []string{"b"}, Value: ".", Usage: "bundle directory to write config.json into"},
 			&cli.BoolFlag{Name: "rootless", Usage: "a config for an unprivileged user"},
+			&cli.BoolFlag{Name: "no-seccomp", Usage: "leave out Docker's default seccomp profile (runc spec's output)"},
 		},
 		Action: func(ctx context.Context, cmd *cli.Command) error {
 			s := spec.Default()
 			if cmd.Bool("rootless") {
 				spec.ToRootless(s, uint32(os.Geteuid()), uint32(os.Getegid()))
+			}
+			// Least privilege by default (issue 6): runc's spec has no
+			// seccomp profile; ours carries Docker's default one, resolved
+			// for the capabilities the config grants.
+			if !cmd.Bool("no-seccomp") {
+				s.Linux.Seccomp = seccomp.DefaultProfile(s.Process.Capabilities.Bounding)
 			}
 			path := filepath.Join(cmd.String("bundle"), "config.json")
 			if _, err := os.Stat(path); err == nil {
