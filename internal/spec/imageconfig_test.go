@@ -2,18 +2,25 @@ package spec
 
 import (
 	"bufio"
+	"cmp"
+	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"reflect"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"github.com/hako-runtime/hako/internal/seccomp"
+	"github.com/hako-runtime/hako/internal/testenv"
 )
 
 // TestImageConfigIsOCIs: the conversion below only compiles while
@@ -534,6 +541,85 @@ func TestFromImageRoundTrip(t *testing.T) {
 		}
 		if back.Root.Path != rootfs {
 			t.Errorf("root.path %q", back.Root.Path)
+		}
+	}
+}
+
+// TestFromImageRuns runs FromImage's config in a real container (as root)
+// with Debian's runc and, when built, <repo>/bin/hako, and checks from
+// inside what docker users expect: the resolved ids and groups, HOME, cwd,
+// Docker's bounding set (effective only for root: execve clears it for
+// other users), nothing inheritable or ambient, no_new_privs off, a
+// seccomp filter on, /proc/interrupts masked and /proc/sys read-only.
+func TestFromImageRuns(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root")
+	}
+	runtimes := map[string]string{}
+	if p, err := exec.LookPath("runc"); err == nil {
+		runtimes["runc"] = p
+	}
+	if p, err := filepath.Abs("../../bin/hako"); err == nil {
+		if _, err := os.Stat(p); err == nil {
+			runtimes["hako"] = p
+		}
+	}
+	if len(runtimes) == 0 {
+		t.Skip("neither runc nor bin/hako")
+	}
+	script := `id -u; id -g; id -G; pwd; echo "$HOME $FOO"
+grep -E '^(CapInh|CapPrm|CapEff|CapBnd|CapAmb|NoNewPrivs|Seccomp):' /proc/self/status | tr -d '\t'
+wc -c < /proc/interrupts
+echo 1 > /proc/sys/kernel/ns_last_pid 2>/dev/null && echo sys-writable || echo sys-ro`
+	for _, tc := range []struct {
+		user string
+		want string
+	}{
+		{"", "0\n0\n0 10\n/etc\n/root bar\nCapInh:0000000000000000\nCapPrm:00000000a80425fb\nCapEff:00000000a80425fb\n" +
+			"CapBnd:00000000a80425fb\nCapAmb:0000000000000000\nNoNewPrivs:0\nSeccomp:2\n0\nsys-ro\n"},
+		{"app", "1234\n1234\n1234 777\n/etc\n/home/app bar\nCapInh:0000000000000000\nCapPrm:0000000000000000\nCapEff:0000000000000000\n" +
+			"CapBnd:00000000a80425fb\nCapAmb:0000000000000000\nNoNewPrivs:0\nSeccomp:2\n0\nsys-ro\n"},
+	} {
+		for name, bin := range runtimes {
+			t.Run(name+"/"+cmp.Or(tc.user, "root"), func(t *testing.T) {
+				bundle := t.TempDir()
+				rootfs := filepath.Join(bundle, "rootfs")
+				if err := testenv.BusyboxRootfs(rootfs); err != nil {
+					t.Fatal(err)
+				}
+				f, err := os.OpenFile(filepath.Join(rootfs, "etc/passwd"), os.O_APPEND|os.O_WRONLY, 0)
+				if err != nil {
+					t.Fatal(err)
+				}
+				f.WriteString("app:x:1234:1234::/home/app:/bin/sh\n")
+				f.Close()
+				writeRootfs(t, rootfs, map[string]string{"etc/group": "root:x:0:\nwheel:x:10:root\napp:x:1234:\nextra:x:777:app\n"})
+				img := ImageConfig{User: tc.user, WorkingDir: "/etc", Env: []string{"FOO=bar"},
+					Entrypoint: []string{"/bin/sh", "-c"}, Cmd: []string{script}}
+				s, err := FromImage(img, rootfs, Overrides{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				b, err := json.Marshal(s)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := os.WriteFile(filepath.Join(bundle, "config.json"), b, 0o644); err != nil {
+					t.Fatal(err)
+				}
+				id := fmt.Sprintf("fromimage-%d", time.Now().UnixNano())
+				ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+				defer cancel()
+				cmd := exec.CommandContext(ctx, bin, "--root", t.TempDir(), "run", "--bundle", bundle, id)
+				var stdout, stderr strings.Builder
+				cmd.Stdout, cmd.Stderr = &stdout, &stderr
+				if err := cmd.Run(); err != nil {
+					t.Fatalf("%s run: %v\n%s%s", name, err, stdout.String(), stderr.String())
+				}
+				if got := stdout.String(); got != tc.want {
+					t.Errorf("inside the container:\n%s\nwant:\n%s", got, tc.want)
+				}
+			})
 		}
 	}
 }
