@@ -31,7 +31,14 @@ const maxUserFile = 16 << 20
 // ErrUnknownUser is returned (wrapped, with the name) when a user or group
 // name of the user string has no entry in the image's files. It is also an
 // ErrInvalid: the configuration names something that does not exist.
-var ErrUnknownUser = fmt.Errorf("%w: unknown user or group", ErrInvalid)
+var ErrUnknownUser error = unknownUserError{}
+
+// unknownUserError is a type rather than fmt.Errorf("%w", ErrInvalid) so
+// that nothing runs at package init (every container start).
+type unknownUserError struct{}
+
+func (unknownUserError) Error() string        { return "unknown user or group" }
+func (unknownUserError) Is(target error) bool { return target == ErrInvalid }
 
 // passwdEntry is one line of passwd(5) with the fields hako uses.
 type passwdEntry struct {
@@ -265,9 +272,12 @@ type resolvedUser struct {
 //     from /etc/group.
 //   - Supplementary groups (additionalGids) are the groups listing the
 //     user's name in /etc/group, only when no group was given (or
-//     mergeGroups is set), as runc's GetExecUser and image-spec
-//     conversion.md#configuser say. The primary gid is put first, as
-//     containerd does, so that `id` inside shows it in the group list too.
+//     mergeGroups is set), as runc's GetExecUser does for docker. A
+//     numeric uid with a passwd line gets them too, as in docker and
+//     containerd, although image-spec conversion.md#configuser says a
+//     converter SHOULD NOT: users expect `--user 1000` and `--user alice`
+//     to be the same process. The primary gid is put first, as containerd
+//     does, so that `id -G` inside lists it like on a host.
 func (db *userDB) resolve(userString string, mergeGroups bool) (resolvedUser, error) {
 	userPart, groupPart, hasGroup := strings.Cut(userString, ":")
 	if hasGroup && groupPart == "" {
