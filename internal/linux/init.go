@@ -295,7 +295,11 @@ func waitStart(fd int) error {
 		if n != 1 {
 			return fmt.Errorf("exec fifo closed")
 		}
-		unix.Close(fd)
+		// Keep the fifo open until execve closes it: `start` waits for
+		// the last writer to go away to know the process runs, before it
+		// runs poststart hooks. Close-on-exec also keeps it out of the
+		// startContainer hooks we are about to run.
+		unix.CloseOnExec(fd)
 		return nil
 	}
 }
