@@ -142,7 +142,14 @@ func JoinFromEnv() error {
 	return nil
 }
 
-// HelperPath returns hako-nsenter beside the running executable.
+// HelperPath returns hako-nsenter beside the running executable. It is
+// shipped as a file next to hako (`make build` writes bin/hako and
+// bin/hako-nsenter) rather than embedded in hako: an embedded copy would
+// have to be written to a memfd for every exec that needs it (~750 KB,
+// static glibc) or be committed as a binary blob, while a file beside hako
+// costs nothing and is protected like hako itself (a read-only detached
+// mount, internal/runtime). Only joining a user or time namespace needs it;
+// without it those fail with an error naming the missing file.
 func HelperPath() (string, error) {
 	exe, err := os.Executable()
 	if err != nil {
