@@ -60,7 +60,8 @@ func (p *nsPlan) close() {
 }
 
 // planNamespaces opens the namespace paths of the spec and splits the new
-// ones between clone(2), the constructor and init.
+// ones between clone(2), hako-nsenter (after a user namespace joined by
+// path) and init.
 func planNamespaces(nss []specs.LinuxNamespace) (_ *nsPlan, err error) {
 	p := &nsPlan{}
 	defer func() {

@@ -25,7 +25,7 @@ type spawnOpts struct {
 	stdio       Stdio
 	preserveFDs int        // the caller's fds 3..3+n-1 go to the child as the same numbers
 	extra       []*os.File // placed after the sync socket
-	join        []nsFile   // namespaces the constructor joins, placed after extra
+	join        []nsFile   // namespaces init (or hako-nsenter) joins, placed after extra
 	unshare     int
 	pidNS       *os.File
 	sys         *syscall.SysProcAttr
