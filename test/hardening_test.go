@@ -102,3 +102,32 @@ func TestCapabilitiesExact(t *testing.T) {
 		}
 	}
 }
+
+// TestOOMAtStartSaysSo: when the container's init is OOM-killed before the
+// container is ready, the error says so (issue 6; runc#1980, moby#41167)
+// and nothing is left behind.
+func TestOOMAtStartSaysSo(t *testing.T) {
+	t.Parallel()
+	r := newRuntime(t)
+	if r.isRunc() {
+		t.Skip("runc reports a generic init error here")
+	}
+	limit := int64(16 << 10)
+	bundle := testenv.BusyboxBundle(t, func(s *specs.Spec) {
+		s.Process.Args = []string{"true"}
+		s.Linux.Resources.Memory = &specs.LinuxMemory{Limit: &limit, Swap: &limit}
+	})
+	id := newID(t)
+	r.cleanupContainer(id)
+	res := r.run("run", "--bundle", bundle, id)
+	if res.code == 0 {
+		t.Fatalf("run under a 16 KiB memory limit succeeded: %v", res)
+	}
+	if !strings.Contains(res.stderr, "OOM") {
+		t.Errorf("error does not say the container ran out of memory: %q", res.stderr)
+	}
+	oneLineError(t, res)
+	if _, st := r.state(id); st.code == 0 {
+		t.Errorf("state of the failed container still exists")
+	}
+}

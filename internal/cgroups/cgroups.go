@@ -223,6 +223,9 @@ type Manager interface {
 	// OOMEvents delivers a value each time the kernel OOM-kills in the
 	// cgroup; the channel closes when ctx ends or the cgroup is removed.
 	OOMEvents(ctx context.Context) (<-chan struct{}, error)
+	// OOMKills is the number of OOM kills in the cgroup so far
+	// (ErrNotSupported without a memory controller).
+	OOMKills() (uint64, error)
 	// Destroy removes the directories Create and Update made, deepest
 	// first; it kills nothing and may be called again.
 	Destroy() error

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"strconv"
+	"strings"
 
 	"golang.org/x/sys/unix"
 )
@@ -134,4 +135,29 @@ func oomV2(ctx context.Context, d string) (<-chan struct{}, error) {
 		}
 	}()
 	return ch, nil
+}
+
+// OOMKills returns how many processes the kernel OOM-killed in the cgroup:
+// "oom_kill" of memory.oom_control (v1, kernel 4.13+) or memory.events (v2).
+// It lets the runtime say why a container died during start.
+func (m *manager) OOMKills() (uint64, error) {
+	var d, file string
+	switch {
+	case m.v1["memory"] != "":
+		d, file = m.v1["memory"], "memory.oom_control"
+	case m.mode == Unified && m.unified != "":
+		d, file = m.unified, "memory.events"
+	default:
+		return 0, fmt.Errorf("%w: no memory controller", ErrNotSupported)
+	}
+	s, err := readString(d, file)
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(s, "\n") {
+		if v, ok := strings.CutPrefix(line, "oom_kill "); ok {
+			return strconv.ParseUint(strings.TrimSpace(v), 10, 64)
+		}
+	}
+	return 0, fmt.Errorf("%s/%s: no oom_kill count", d, file)
 }

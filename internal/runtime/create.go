@@ -197,7 +197,7 @@ func (r *Runtime) Create(ctx context.Context, id string, o CreateOpts) (_ *Creat
 		}
 	}
 	if err := ch.conn.Send(&sync.Message{Type: sync.TypeBootstrap, Bootstrap: boot}); err != nil {
-		return nil, initError(ch, err)
+		return nil, initError(ch, cg, err)
 	}
 	// Moving a process between cgroup v1 hierarchies waits for an RCU
 	// grace period in the kernel (milliseconds); init mounts meanwhile.
@@ -208,7 +208,7 @@ func (r *Runtime) Create(ctx context.Context, id string, o CreateOpts) (_ *Creat
 		return nil, err
 	}
 	if err := ch.conn.SendType(sync.TypeCgroup); err != nil {
-		return nil, initError(ch, err)
+		return nil, initError(ch, cg, err)
 	}
 	// While init prepares the container: our copy of config.json (exec
 	// reads it), as read from the bundle, not encoded again.
@@ -221,7 +221,7 @@ func (r *Runtime) Create(ctx context.Context, id string, o CreateOpts) (_ *Creat
 	for {
 		m, err := ch.conn.Recv()
 		if err != nil {
-			return nil, initError(ch, err)
+			return nil, initError(ch, cg, err)
 		}
 		if m.Type == sync.TypeReady {
 			for _, w := range m.Warnings {
@@ -238,7 +238,7 @@ func (r *Runtime) Create(ctx context.Context, id string, o CreateOpts) (_ *Creat
 					if err == nil {
 						err = fmt.Errorf("init: unexpected message after ready")
 					}
-					return nil, initError(ch, err)
+					return nil, initError(ch, cg, err)
 				}
 			}
 			break
@@ -255,13 +255,13 @@ func (r *Runtime) Create(ctx context.Context, id string, o CreateOpts) (_ *Creat
 			return nil, err
 		}
 		if err := ch.conn.SendType(sync.TypeAck); err != nil {
-			return nil, initError(ch, err)
+			return nil, initError(ch, cg, err)
 		}
 	}
 
 	start, _, err := processStartTime(pid)
 	if err != nil {
-		return nil, initError(ch, fmt.Errorf("read init start time: %w", err))
+		return nil, initError(ch, cg, fmt.Errorf("read init start time: %w", err))
 	}
 	c.rec.Pid, c.rec.PidStart = pid, start
 	if s.Hooks != nil && (len(s.Hooks.Poststart) > 0 || len(s.Hooks.Poststop) > 0) {
@@ -297,18 +297,28 @@ func waitGate(ctx context.Context, gate <-chan struct{}) error {
 
 // initError turns a failure talking to init into the most useful error: the
 // error init reported, or how it died.
-func initError(ch *child, err error) error {
-	if errors.Is(err, sync.ErrClosed) {
-		ch.conn.Close()
-		if st, werr := ch.proc.Wait(); werr == nil {
-			if ws, ok := st.Sys().(syscall.WaitStatus); ok && ws.Signaled() && ws.Signal() == syscall.SIGKILL {
-				return fmt.Errorf("container init was killed (SIGKILL; out of memory?) before it was ready")
-			}
-			return fmt.Errorf("container init exited before it was ready: %s", st)
-		}
+// oomCounter is the part of the cgroup manager initError needs.
+type oomCounter interface{ OOMKills() (uint64, error) }
+
+// initError turns a failure talking to init into the most useful error: the
+// error init reported, or how it died (an OOM kill says so: a memory limit
+// too small to start in is a common mistake, runc#1980).
+func initError(ch *child, cg oomCounter, err error) error {
+	if !errors.Is(err, sync.ErrClosed) {
+		return err
+	}
+	ch.conn.Close()
+	st, werr := ch.proc.Wait()
+	if werr != nil {
 		return fmt.Errorf("container init exited before it was ready")
 	}
-	return err
+	if ws, ok := st.Sys().(syscall.WaitStatus); ok && ws.Signaled() && ws.Signal() == syscall.SIGKILL {
+		if n, err := cg.OOMKills(); err == nil && n > 0 {
+			return fmt.Errorf("container init was killed by the OOM killer before it was ready: linux.resources.memory.limit is too small to start the container")
+		}
+		return fmt.Errorf("container init was killed (SIGKILL) before it was ready")
+	}
+	return fmt.Errorf("container init exited before it was ready: %s", st)
 }
 
 func idMaps(m []specs.LinuxIDMapping) []syscall.SysProcIDMap {

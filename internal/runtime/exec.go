@@ -129,7 +129,7 @@ func (c *Container) Exec(ctx context.Context, o ExecOpts) (_ *Execed, err error)
 		}
 	}
 	if err := ch.conn.Send(&sync.Message{Type: sync.TypeBootstrap, Bootstrap: boot}); err != nil {
-		return nil, initError(ch, err)
+		return nil, initError(ch, cg, err)
 	}
 	if err := cg.Enter(ch.proc.Pid); err != nil {
 		return nil, fmt.Errorf("enter cgroup: %w", err)
@@ -138,10 +138,10 @@ func (c *Container) Exec(ctx context.Context, o ExecOpts) (_ *Execed, err error)
 		return nil, err
 	}
 	if err := ch.conn.SendType(sync.TypeCgroup); err != nil {
-		return nil, initError(ch, err)
+		return nil, initError(ch, cg, err)
 	}
 	if _, err := ch.conn.Expect(sync.TypeReady); err != nil {
-		return nil, initError(ch, err)
+		return nil, initError(ch, cg, err)
 	}
 	// After Ready, init execve's; the sync socket is close-on-exec, so EOF
 	// means the exec succeeded and an error message means it did not.

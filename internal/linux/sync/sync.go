@@ -37,6 +37,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"syscall"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
@@ -134,7 +135,9 @@ var ErrClosed = errors.New("peer closed the sync socket")
 func (c *Conn) Recv() (*Message, error) {
 	var m Message
 	if err := c.dec.Decode(&m); err != nil {
-		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		// A peer that dies with our last message unread resets the
+		// connection instead of closing it: the same thing here.
+		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET) {
 			return nil, ErrClosed
 		}
 		return nil, fmt.Errorf("receive: %w", err)
