@@ -8,19 +8,20 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// sealedSelfCopy returns a copy of our binary in a sealed memfd, for callers
+// sealedCopy returns a copy of the executable at path (our own binary is
+// /proc/self/exe) in a sealed memfd, for callers
 // that may not create mounts (rootless: open_tree with OPEN_TREE_CLONE needs
 // CAP_SYS_ADMIN). Sealed against writes, the file behind init's
 // /proc/<pid>/exe cannot be changed by anything in the container, and the
 // binary on disk is never reachable from it. It costs a copy of the binary
-// per container start, which is why it is only the fallback.
-func sealedSelfCopy() (*os.File, error) {
+// per container start, which is why it is only readOnlyExe's fallback.
+func sealedCopy(path string) (*os.File, error) {
 	fd, err := unix.MemfdCreate("hako", unix.MFD_CLOEXEC|unix.MFD_ALLOW_SEALING)
 	if err != nil {
 		return nil, fmt.Errorf("protect runtime binary: memfd_create: %w", err)
 	}
 	mem := os.NewFile(uintptr(fd), "hako-memfd")
-	self, err := os.Open("/proc/self/exe")
+	self, err := os.Open(path)
 	if err != nil {
 		mem.Close()
 		return nil, fmt.Errorf("protect runtime binary: %w", err)

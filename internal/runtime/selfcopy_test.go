@@ -10,7 +10,7 @@ import (
 )
 
 func TestSealedSelfCopy(t *testing.T) {
-	f, err := sealedSelfCopy()
+	f, err := sealedCopy("/proc/self/exe")
 	if err != nil {
 		t.Fatal(err)
 	}

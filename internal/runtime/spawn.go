@@ -163,6 +163,11 @@ func (c *child) kill() {
 // syscalls and no memory.
 func readOnlyExe(path string) (*os.File, error) {
 	fd, err := unix.OpenTree(unix.AT_FDCWD, path, unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC)
+	if err == unix.EPERM {
+		// Not allowed to make mounts (rootless): a sealed copy protects
+		// as well, for the price of copying the binary.
+		return sealedCopy(path)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("protect %s: open_tree: %w", path, err)
 	}
