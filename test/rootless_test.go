@@ -1,0 +1,108 @@
+package test
+
+import (
+	"encoding/json"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/hako-runtime/hako/internal/testenv"
+)
+
+// rootlessUser is created by the test (if missing) and owns nothing else.
+const rootlessUser = "hako-rootless-test"
+
+func ensureUser(t *testing.T) (uid, gid int) {
+	t.Helper()
+	u, err := user.Lookup(rootlessUser)
+	if err != nil {
+		if out, err := exec.Command("useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", rootlessUser).CombinedOutput(); err != nil {
+			t.Skipf("cannot create user %s: %v: %s", rootlessUser, err, out)
+		}
+		if u, err = user.Lookup(rootlessUser); err != nil {
+			t.Fatal(err)
+		}
+	}
+	uid, _ = strconv.Atoi(u.Uid)
+	gid, _ = strconv.Atoi(u.Gid)
+	return uid, gid
+}
+
+// asUser runs the runtime as an unprivileged user with its own runtime dir.
+func asUser(t *testing.T, bin string, uid, gid int, runDir, dir string, args ...string) (string, string, error) {
+	t.Helper()
+	cmd := exec.Command(bin, args...)
+	cmd.Dir = dir
+	cmd.Env = []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "XDG_RUNTIME_DIR=" + runDir, "HOME=" + dir}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}}
+	var out, errb strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	return out.String(), errb.String(), err
+}
+
+// TestRootlessRun: an unprivileged user writes a config with `spec
+// --rootless` and runs a container with no privilege at all: the
+// container's root is the user, state lives under $XDG_RUNTIME_DIR/hako,
+// and nothing is left behind (issue 4).
+func TestRootlessRun(t *testing.T) {
+	t.Parallel()
+	r := newRuntime(t)
+	if r.isRunc() {
+		t.Skip("exercises hako's rootless defaults (spec --rootless, XDG_RUNTIME_DIR)")
+	}
+	uid, gid := ensureUser(t)
+	base := testenv.ShortTempDir(t)
+	if err := os.Chmod(base, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	bundle := filepath.Join(base, "bundle")
+	runDir := filepath.Join(base, "run")
+	for _, d := range []string{bundle, runDir} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := testenv.BusyboxRootfs(filepath.Join(bundle, "rootfs")); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("chown", "-R", strconv.Itoa(uid)+":"+strconv.Itoa(gid), base).CombinedOutput(); err != nil {
+		t.Fatalf("chown: %v: %s", err, out)
+	}
+	if _, stderr, err := asUser(t, r.bin, uid, gid, runDir, bundle, "spec", "--rootless"); err != nil {
+		t.Fatalf("spec --rootless: %v: %s", err, stderr)
+	}
+	data, err := os.ReadFile(filepath.Join(bundle, "config.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var s specs.Spec
+	if err := json.Unmarshal(data, &s); err != nil {
+		t.Fatal(err)
+	}
+	s.Process.Terminal = false
+	s.Process.Args = []string{"sh", "-c", "id -u; cat /proc/self/uid_map"}
+	if err := testenv.WriteSpec(bundle, &s); err != nil {
+		t.Fatal(err)
+	}
+	os.Chown(filepath.Join(bundle, "config.json"), uid, gid)
+	stdout, stderr, err := asUser(t, r.bin, uid, gid, runDir, bundle, "run", "rootless-"+newID(t))
+	if err != nil {
+		t.Fatalf("rootless run: %v: %s", err, stderr)
+	}
+	f := strings.Fields(stdout)
+	if len(f) < 4 || f[0] != "0" || f[1] != "0" || f[2] != strconv.Itoa(uid) || f[3] != "1" {
+		t.Fatalf("container root is not the user %d: %q", uid, stdout)
+	}
+	// run removed the container: the user's state dir is empty.
+	if ents, err := os.ReadDir(filepath.Join(runDir, "hako")); err != nil || len(ents) != 0 {
+		t.Errorf("state left behind in %s: %v %v", runDir, ents, err)
+	}
+}
