@@ -92,7 +92,8 @@ func ParseReference(s string) (Reference, error) {
 	if !validPath(path) {
 		return Reference{}, invalid(s, fmt.Sprintf("repository %q: want lower-case components of [a-z0-9] joined by '.', '_', '__' or dashes, separated by '/'", path))
 	}
-	if len(domain)+1+len(path) > maxNameLength {
+	// distribution v0.6 limits the repository path, not domain+path.
+	if len(path) > maxNameLength {
 		return Reference{}, invalid(s, fmt.Sprintf("name longer than %d characters", maxNameLength))
 	}
 	if r.Tag == "" && r.Digest == "" {

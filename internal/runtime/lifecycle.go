@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strconv"
 	"syscall"
 	"time"
 
@@ -89,7 +90,10 @@ func (c *Container) runPoststart(ctx context.Context) {
 	if c.rec.Hooks == nil || len(c.rec.Hooks.Poststart) == 0 {
 		return
 	}
+	// The process has been started: that is the state poststart hooks are
+	// about, even if a short-lived process has already exited by now.
 	st := c.State()
+	st.Status, st.Pid = StatusRunning, c.rec.Pid
 	if err := hooks.Run(ctx, "poststart", c.rec.Hooks.Poststart, &st); err != nil {
 		slog.Warn("poststart hook failed", "id", c.rec.ID, "err", err)
 	}
@@ -299,7 +303,38 @@ func (c *Container) Pids() ([]int, error) {
 	if err != nil {
 		return nil, err
 	}
-	return cg.Pids()
+	pids, err := cg.Pids()
+	if err != nil && !c.rec.SharedPidNS && processAlive(c.rec.Pid, c.rec.PidStart) {
+		// No cgroup of its own (rootless): its processes are those of its
+		// pid namespace.
+		return pidsInNamespaceOf(c.rec.Pid)
+	}
+	return pids, err
+}
+
+// pidsInNamespaceOf lists the processes in the pid namespace of pid, from
+// /proc (only those this user may see).
+func pidsInNamespaceOf(pid int) ([]int, error) {
+	var want unix.Stat_t
+	if err := unix.Stat("/proc/"+strconv.Itoa(pid)+"/ns/pid", &want); err != nil {
+		return nil, fmt.Errorf("pid namespace of %d: %w", pid, err)
+	}
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil, err
+	}
+	var out []int
+	for _, e := range ents {
+		p, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		var st unix.Stat_t
+		if unix.Stat("/proc/"+e.Name()+"/ns/pid", &st) == nil && st.Ino == want.Ino && st.Dev == want.Dev {
+			out = append(out, p)
+		}
+	}
+	return out, nil
 }
 
 // Update changes the resources of a live container.

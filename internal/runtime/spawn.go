@@ -9,6 +9,7 @@ import (
 
 	"github.com/hako-runtime/hako/internal/linux/sync"
 	"github.com/hako-runtime/hako/internal/nsenter"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 )
 
@@ -68,6 +69,19 @@ func spawn(o spawnOpts) (_ *child, err error) {
 		c.extraFD = append(c.extraFD, len(files))
 		files = append(files, f)
 	}
+	// With hako-nsenter in the way, it joins the pid namespace too (after
+	// the user namespace, which an unprivileged parent needs first) and
+	// forks into it; we adopt its child as a subreaper.
+	helperForks := false
+	if o.pidNS != nil && needsHelper(o.join, o.unshare) {
+		o.join = append(o.join, nsFile{specs.PIDNamespace, o.pidNS})
+		o.pidNS = nil
+		helperForks = true
+		if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
+			ours.Close()
+			return nil, fmt.Errorf("become child subreaper: %w", err)
+		}
+	}
 	nsFirst := len(files)
 	for _, j := range o.join {
 		files = append(files, j.f)
@@ -121,6 +135,12 @@ func spawn(o spawnOpts) (_ *child, err error) {
 		return nil, fmt.Errorf("start init: %w", err)
 	}
 	c.proc = p
+	if helperForks {
+		if err := c.adoptForked(); err != nil {
+			c.kill()
+			return nil, err
+		}
+	}
 	return c, nil
 }
 
@@ -144,6 +164,28 @@ func startInPidNS(ns *os.File, start func() (*os.Process, error)) (*os.Process, 
 	}()
 	r := <-ch
 	return r.p, r.err
+}
+
+// adoptForked replaces the hako-nsenter process by the child it forked into
+// the pid namespace: it reports the pid and exits, and the child becomes
+// ours (we are a child subreaper).
+func (c *child) adoptForked() error {
+	m, err := c.conn.Expect(sync.TypePid)
+	helper := c.proc
+	if err != nil {
+		helper.Kill()
+		helper.Wait()
+		return fmt.Errorf("start init: %w", err)
+	}
+	if _, err := helper.Wait(); err != nil {
+		return fmt.Errorf("start init: wait for hako-nsenter: %w", err)
+	}
+	p, err := os.FindProcess(m.Pid)
+	if err != nil || m.Pid <= 0 {
+		return fmt.Errorf("start init: forked pid %d: %v", m.Pid, err)
+	}
+	c.proc = p
+	return nil
 }
 
 // kill stops a child that failed and reaps it.

@@ -46,6 +46,7 @@ import (
 const (
 	TypeBootstrap = "bootstrap"
 	TypeCgroup    = "cgroup" // parent -> init: you are in your cgroup now
+	TypePid       = "pid"    // hako-nsenter -> parent: the pid of init, forked into a joined pid namespace
 	TypeHooks     = "hooks"
 	TypeAck       = "ack"
 	TypeReady     = "ready"
@@ -88,6 +89,7 @@ type Bootstrap struct {
 type Message struct {
 	Type      string     `json:"type"`
 	Error     string     `json:"error,omitempty"`
+	Pid       int        `json:"pid,omitempty"`
 	Bootstrap *Bootstrap `json:"bootstrap,omitempty"`
 	Warnings  []string   `json:"warnings,omitempty"`
 	// Timings are init's step durations, sent with Ready when Debug is set.

@@ -6,8 +6,15 @@
 // must join one, the parent starts this program in its place: it joins
 // every namespace listed in _HAKO_SETNS, unshares _HAKO_UNSHARE, and then
 // execveat(2)s the hako binary it was handed as fd argv[1] as "hako init",
-// with the rest of the environment unchanged. It does nothing else: no
-// forks, no stages. The protocol is described in ../nsenter.go.
+// with the rest of the environment unchanged. The protocol is described in
+// ../nsenter.go.
+//
+// One fork, when the list holds a pid namespace: setns(2) of a pid
+// namespace only applies to children, and an unprivileged caller (rootless)
+// may join the container's pid namespace only after its user namespace, so
+// the parent cannot do it for us. The child goes on to exec hako init; we
+// tell the parent the child's pid on the sync socket ({"type":"pid"}) and
+// exit, and the parent, a child subreaper, inherits the child.
 //
 // Both this program and hako are exec'd through read-only, detached bind
 // mounts of themselves (internal/runtime/spawn.go), so that a process in
@@ -44,8 +51,8 @@ static void report(const char *what, int err)
 }
 
 // join_all joins the listed namespaces; it returns whether one of them was
-// a user namespace.
-static int join_all(const char *p)
+// a user namespace, and sets *pid if one was a pid namespace.
+static int join_all(const char *p, int *pid)
 {
 	int user = 0;
 	while (*p) {
@@ -67,6 +74,8 @@ static int join_all(const char *p)
 		close((int)fd);
 		if (type == CLONE_NEWUSER)
 			user = 1;
+		if (type == CLONE_NEWPID)
+			*pid = 1;
 	}
 	return user;
 }
@@ -97,7 +106,8 @@ int main(int argc, char **argv)
 		report("usage: hako-nsenter HAKO-FD", EINVAL);
 
 	const char *spec = getenv("_HAKO_SETNS");
-	if (spec != NULL && join_all(spec))
+	int pidns = 0;
+	if (spec != NULL && join_all(spec, &pidns))
 		become_root();
 	unsetenv("_HAKO_SETNS");
 
@@ -107,6 +117,20 @@ int main(int argc, char **argv)
 		if (flags != 0 && unshare((int)flags) < 0)
 			report("unshare", errno);
 		unsetenv("_HAKO_UNSHARE");
+	}
+
+	if (pidns) {
+		pid_t child = fork();
+		if (child < 0)
+			report("fork into the pid namespace", errno);
+		if (child > 0) {
+			char buf[64];
+			const char *s = getenv("_HAKO_SYNCFD");
+			int n = snprintf(buf, sizeof(buf), "{\"type\":\"pid\",\"pid\":%d}\n", (int)child);
+			if (s == NULL || write(atoi(s), buf, (size_t)n) != n)
+				_exit(1);
+			_exit(0);
+		}
 	}
 
 	char *args[] = {"hako", "init", NULL};
