@@ -42,10 +42,25 @@ func asUser(t *testing.T, bin string, uid, gid int, runDir, dir string, args ...
 	cmd.Dir = dir
 	cmd.Env = []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "XDG_RUNTIME_DIR=" + runDir, "HOME=" + dir}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}}
-	var out, errb strings.Builder
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	err := cmd.Run()
-	return out.String(), errb.String(), err
+	// Files, not pipes: a detached container keeps its stdio open, and
+	// Run would wait for a pipe until the container exits.
+	outF, err := os.CreateTemp("", "hk-rl-out")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.Remove(outF.Name())
+	defer outF.Close()
+	errF, err := os.CreateTemp("", "hk-rl-err")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.Remove(errF.Name())
+	defer errF.Close()
+	cmd.Stdout, cmd.Stderr = outF, errF
+	err = cmd.Run()
+	out, _ := os.ReadFile(outF.Name())
+	errb, _ := os.ReadFile(errF.Name())
+	return string(out), string(errb), err
 }
 
 // TestRootlessRun: an unprivileged user writes a config with `spec
@@ -104,5 +119,69 @@ func TestRootlessRun(t *testing.T) {
 	// run removed the container: the user's state dir is empty.
 	if ents, err := os.ReadDir(filepath.Join(runDir, "hako")); err != nil || len(ents) != 0 {
 		t.Errorf("state left behind in %s: %v %v", runDir, ents, err)
+	}
+}
+
+// TestRootlessExec: the unprivileged user can exec into, list the
+// processes of, kill and delete its rootless container.
+func TestRootlessExec(t *testing.T) {
+	t.Parallel()
+	r := newRuntime(t)
+	if r.isRunc() {
+		t.Skip("exercises hako's rootless defaults (spec --rootless, XDG_RUNTIME_DIR)")
+	}
+	uid, gid := ensureUser(t)
+	base := testenv.ShortTempDir(t)
+	os.Chmod(base, 0o755)
+	bundle, runDir := filepath.Join(base, "bundle"), filepath.Join(base, "run")
+	for _, d := range []string{bundle, runDir} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := testenv.BusyboxRootfs(filepath.Join(bundle, "rootfs")); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("chown", "-R", strconv.Itoa(uid)+":"+strconv.Itoa(gid), base).CombinedOutput(); err != nil {
+		t.Fatalf("chown: %v: %s", err, out)
+	}
+	if _, stderr, err := asUser(t, r.bin, uid, gid, runDir, bundle, "spec", "--rootless"); err != nil {
+		t.Fatalf("spec --rootless: %v: %s", err, stderr)
+	}
+	data, _ := os.ReadFile(filepath.Join(bundle, "config.json"))
+	var s specs.Spec
+	if err := json.Unmarshal(data, &s); err != nil {
+		t.Fatal(err)
+	}
+	s.Process.Terminal = false
+	s.Process.Args = sleeper
+	testenv.WriteSpec(bundle, &s)
+	os.Chown(filepath.Join(bundle, "config.json"), uid, gid)
+	id := "rootless-" + newID(t)
+	run := func(args ...string) string {
+		t.Helper()
+		out, stderr, err := asUser(t, r.bin, uid, gid, runDir, bundle, args...)
+		if err != nil {
+			t.Fatalf("%v: %v: %s", args, err, stderr)
+		}
+		return out
+	}
+	run("run", "--detach", id)
+	t.Cleanup(func() { asUser(t, r.bin, uid, gid, runDir, bundle, "delete", "--force", id) })
+	if out := run("exec", id, "id", "-u"); strings.TrimSpace(out) != "0" {
+		t.Errorf("exec id -u = %q, want 0", out)
+	}
+	if _, _, err := asUser(t, r.bin, uid, gid, runDir, bundle, "exec", id, "sh", "-c", "exit 4"); err == nil {
+		t.Error("exec exit 4 reported success")
+	} else if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 4 {
+		t.Errorf("exec exit code: %v, want 4", err)
+	}
+	var pids []int
+	if err := json.Unmarshal([]byte(run("ps", "--format", "json", id)), &pids); err != nil || len(pids) == 0 {
+		t.Errorf("ps: %v %v", pids, err)
+	}
+	run("delete", "--force", id)
+	if ents, _ := os.ReadDir(filepath.Join(runDir, "hako")); len(ents) != 0 {
+		t.Errorf("state left behind: %v", ents)
 	}
 }
