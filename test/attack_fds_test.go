@@ -1,16 +1,12 @@
 package test
 
 import (
-	"context"
-	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -23,40 +19,7 @@ import (
 // result with stdout and stderr.
 func (r *runtime) runExtra(extra []*os.File, args ...string) result {
 	r.t.Helper()
-	full := append([]string{"--root", r.root}, args...)
-	res := result{args: full}
-	ctx, cancel := context.WithTimeout(context.Background(), cmdTimeout)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, r.bin, full...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
-	cmd.ExtraFiles = extra
-	dir := r.t.TempDir()
-	outF, err := os.Create(filepath.Join(dir, "stdout"))
-	if err != nil {
-		r.t.Fatal(err)
-	}
-	defer outF.Close()
-	errF, err := os.Create(filepath.Join(dir, "stderr"))
-	if err != nil {
-		r.t.Fatal(err)
-	}
-	defer errF.Close()
-	cmd.Stdout, cmd.Stderr = outF, errF
-	runErr := cmd.Run()
-	stdout, _ := os.ReadFile(outF.Name())
-	stderr, _ := os.ReadFile(errF.Name())
-	res.stdout, res.stderr = string(stdout), string(stderr)
-	var exitErr *exec.ExitError
-	switch {
-	case runErr == nil:
-	case errors.As(runErr, &exitErr) && ctx.Err() == nil:
-		res.code = exitErr.ExitCode()
-	default:
-		res.code = -1
-		res.err = fmt.Errorf("run %s: %w (ctx: %v)", r.bin, runErr, ctx.Err())
-	}
-	return res
+	return r.runWith(runOpts{extra: extra}, args...)
 }
 
 // lsFd is the container process that lists its own descriptors: ls itself

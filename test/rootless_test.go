@@ -1,6 +1,7 @@
 package test
 
 import (
+	"context"
 	"encoding/json"
 	"os"
 	"os/exec"
@@ -38,30 +39,27 @@ func ensureUser(t *testing.T) (uid, gid int) {
 // asUser runs the runtime as an unprivileged user with its own runtime dir.
 func asUser(t *testing.T, bin string, uid, gid int, runDir, dir string, args ...string) (string, string, error) {
 	t.Helper()
-	cmd := exec.Command(bin, args...)
+	ctx, cancel := context.WithTimeout(context.Background(), cmdTimeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, args...)
 	cmd.Dir = dir
 	cmd.Env = []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "XDG_RUNTIME_DIR=" + runDir, "HOME=" + dir}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}}
-	// Files, not pipes: a detached container keeps its stdio open, and
-	// Run would wait for a pipe until the container exits.
-	outF, err := os.CreateTemp("", "hk-rl-out")
-	if err != nil {
-		t.Fatal(err)
+	res := runCmd(t, ctx, cmd, args)
+	var err error
+	switch {
+	case res.err != nil:
+		err = res.err
+	case res.code != 0:
+		err = exitCode(res.code)
 	}
-	defer os.Remove(outF.Name())
-	defer outF.Close()
-	errF, err := os.CreateTemp("", "hk-rl-err")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer os.Remove(errF.Name())
-	defer errF.Close()
-	cmd.Stdout, cmd.Stderr = outF, errF
-	err = cmd.Run()
-	out, _ := os.ReadFile(outF.Name())
-	errb, _ := os.ReadFile(errF.Name())
-	return string(out), string(errb), err
+	return res.stdout, res.stderr, err
 }
+
+// exitCode is a non-zero exit of a command run by asUser.
+type exitCode int
+
+func (e exitCode) Error() string { return "exit status " + strconv.Itoa(int(e)) }
 
 // TestRootlessRun: an unprivileged user writes a config with `spec
 // --rootless` and runs a container with no privilege at all: the
@@ -173,7 +171,7 @@ func TestRootlessExec(t *testing.T) {
 	}
 	if _, _, err := asUser(t, r.bin, uid, gid, runDir, bundle, "exec", id, "sh", "-c", "exit 4"); err == nil {
 		t.Error("exec exit 4 reported success")
-	} else if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 4 {
+	} else if code, ok := err.(exitCode); !ok || code != 4 {
 		t.Errorf("exec exit code: %v, want 4", err)
 	}
 	var pids []int

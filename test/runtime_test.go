@@ -133,9 +133,12 @@ func (res result) String() string {
 	return fmt.Sprintf("%v: exit %d (err %v)\nstdout: %s\nstderr: %s", res.args, res.code, res.err, res.stdout, res.stderr)
 }
 
-// runOpts says what a command's stdin is.
+// runOpts says what a command's stdin is, and which extra files it gets
+// (fd 3, 4, ... in the runtime, as containerd passes them for
+// --preserve-fds).
 type runOpts struct {
 	stdin string
+	extra []*os.File
 }
 
 // run invokes the runtime with --root and args. Output goes to temporary
@@ -148,7 +151,6 @@ func (r *runtime) run(args ...string) result {
 func (r *runtime) runWith(o runOpts, args ...string) result {
 	r.t.Helper()
 	full := append([]string{"--root", r.root}, args...)
-	res := result{args: full}
 	ctx, cancel := context.WithTimeout(context.Background(), cmdTimeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, r.bin, full...)
@@ -157,15 +159,25 @@ func (r *runtime) runWith(o runOpts, args ...string) result {
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 	cmd.Stdin = strings.NewReader(o.stdin)
+	cmd.ExtraFiles = o.extra
+	return runCmd(r.t, ctx, cmd, full)
+}
+
+// runCmd runs cmd with its stdout and stderr in temporary files (see run)
+// and classifies the outcome: an exit code, or err when it could not run or
+// timed out.
+func runCmd(t testing.TB, ctx context.Context, cmd *exec.Cmd, args []string) result {
+	t.Helper()
+	res := result{args: args}
 	outF, err := os.CreateTemp("", "hk-out")
 	if err != nil {
-		r.t.Fatal(err)
+		t.Fatal(err)
 	}
 	defer os.Remove(outF.Name())
 	defer outF.Close()
 	errF, err := os.CreateTemp("", "hk-err")
 	if err != nil {
-		r.t.Fatal(err)
+		t.Fatal(err)
 	}
 	defer os.Remove(errF.Name())
 	defer errF.Close()
@@ -181,7 +193,7 @@ func (r *runtime) runWith(o runOpts, args ...string) result {
 		res.code = exitErr.ExitCode()
 	default:
 		res.code = -1
-		res.err = fmt.Errorf("run %s: %w (ctx: %v)", r.bin, runErr, ctx.Err())
+		res.err = fmt.Errorf("run %s: %w (ctx: %v)", cmd.Path, runErr, ctx.Err())
 	}
 	return res
 }
