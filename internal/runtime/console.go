@@ -2,7 +2,6 @@ package runtime
 
 import (
 	"fmt"
-	"net"
 	"os"
 
 	"github.com/hako-runtime/hako/internal/linux/sync"
@@ -19,14 +18,9 @@ type consoleReceiver struct{ f *os.File }
 // end is returned as the receiver.
 func consoleSocket(path string) (*os.File, *consoleReceiver, error) {
 	if path != "" {
-		conn, err := net.Dial("unix", path)
+		f, err := dialUnix(path)
 		if err != nil {
-			return nil, nil, fmt.Errorf("connect to console socket %s: %w", path, err)
-		}
-		defer conn.Close()
-		f, err := conn.(*net.UnixConn).File()
-		if err != nil {
-			return nil, nil, fmt.Errorf("console socket %s: %w", path, err)
+			return nil, nil, fmt.Errorf("console socket: %w", err)
 		}
 		return f, nil, nil
 	}
@@ -43,17 +37,32 @@ func dialListener(s *specs.Spec) (*os.File, error) {
 	if s.Linux == nil || s.Linux.Seccomp == nil || s.Linux.Seccomp.ListenerPath == "" {
 		return nil, nil
 	}
-	path := s.Linux.Seccomp.ListenerPath
-	conn, err := net.Dial("unix", path)
+	f, err := dialUnix(s.Linux.Seccomp.ListenerPath)
 	if err != nil {
-		return nil, fmt.Errorf("connect to seccomp listener %s: %w", path, err)
-	}
-	defer conn.Close()
-	f, err := conn.(*net.UnixConn).File()
-	if err != nil {
-		return nil, fmt.Errorf("seccomp listener %s: %w", path, err)
+		return nil, fmt.Errorf("seccomp listener: %w", err)
 	}
 	return f, nil
+}
+
+// dialUnix connects a blocking stream socket to path; init inherits it. A
+// plain socket(2) + connect(2): the "net" package would be linked (and
+// initialised at every start) for this alone.
+func dialUnix(path string) (*os.File, error) {
+	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("socket: %w", err)
+	}
+	for {
+		err = unix.Connect(fd, &unix.SockaddrUnix{Name: path})
+		if err != unix.EINTR {
+			break
+		}
+	}
+	if err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("connect to %s: %w", path, err)
+	}
+	return os.NewFile(uintptr(fd), path), nil
 }
 
 func (r *consoleReceiver) close() {

@@ -178,7 +178,9 @@ func (c *Container) destroy(ctx context.Context) error {
 			// No pid namespace to take the rest down with init.
 			c.signalAll(unix.SIGKILL)
 		}
-		if derr := destroyCgroup(cg); derr != nil {
+		// Destroy itself waits (about a second) for killed processes to
+		// leave the cgroup.
+		if derr := cg.Destroy(); derr != nil {
 			return fmt.Errorf("remove cgroup: %w", derr)
 		}
 	}
@@ -193,21 +195,6 @@ func (c *Container) destroy(ctx context.Context) error {
 		return fmt.Errorf("remove state: %w", err)
 	}
 	return nil
-}
-
-type destroyer interface{ Destroy() error }
-
-// destroyCgroup retries briefly: processes of a killed container can take a
-// moment to leave the cgroup.
-func destroyCgroup(cg destroyer) error {
-	var err error
-	for i := 0; i < 50; i++ {
-		if err = cg.Destroy(); err == nil {
-			return nil
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	return err
 }
 
 // killAndWait SIGKILLs the container and waits until init is gone.
