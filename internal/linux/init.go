@@ -37,6 +37,14 @@ func Init() {
 	if err := nsenter.JoinFromEnv(); err != nil {
 		fail(conn, err)
 	}
+	// Id-mapped mounts made by the parent come first, on a message of
+	// their own (package sync).
+	var idmapped []int
+	if n, _ := strconv.Atoi(os.Getenv(sync.EnvIDMapFDs)); n > 0 {
+		if idmapped, err = conn.RecvFiles(n); err != nil {
+			fail(conn, step("receive id-mapped mounts", err))
+		}
+	}
 	m, err := conn.Expect(sync.TypeBootstrap)
 	if err != nil || m.Bootstrap == nil || m.Bootstrap.Spec == nil {
 		fail(conn, fmt.Errorf("read bootstrap: %v", err))
@@ -45,7 +53,7 @@ func Init() {
 	if b.Mode == "exec" {
 		err = execProcess(conn, b)
 	} else {
-		err = createContainer(conn, b)
+		err = createContainer(conn, b, idmapped)
 	}
 	fail(conn, err)
 }
@@ -89,8 +97,20 @@ func state(b *sync.Bootstrap, status specs.ContainerState) *specs.State {
 
 // createContainer is the list of steps for a new container, in the order the
 // runtime-spec lifecycle (runtime.md "Lifecycle") requires.
-func createContainer(conn *sync.Conn, b *sync.Bootstrap) error {
+// idmapped are the fds of the id-mapped mounts the parent made, for the
+// mounts b.IDMapMounts lists.
+func createContainer(conn *sync.Conn, b *sync.Bootstrap, idmapped []int) error {
 	s := b.Spec
+	if len(idmapped) != len(b.IDMapMounts) {
+		return fmt.Errorf("received %d id-mapped mounts for %d mounts", len(idmapped), len(b.IDMapMounts))
+	}
+	var byMount map[int]int
+	if len(idmapped) > 0 {
+		byMount = make(map[int]int, len(idmapped))
+		for i, fd := range idmapped {
+			byMount[b.IDMapMounts[i]] = fd
+		}
+	}
 	var warnings []string
 	t := newTimer(b.Debug)
 	inCgroup := false
@@ -123,7 +143,7 @@ func createContainer(conn *sync.Conn, b *sync.Bootstrap) error {
 	}
 	// 2. The root filesystem and every mount, before pivot_root.
 	if !b.NoMountNS {
-		if err := step("prepare rootfs", rootfs.PrepareWith(s, b.Rootfs, rootfs.Options{BeforeCgroup: waitCgroup, CgroupV1: b.CgroupV1})); err != nil {
+		if err := step("prepare rootfs", rootfs.PrepareWith(s, b.Rootfs, rootfs.Options{BeforeCgroup: waitCgroup, CgroupV1: b.CgroupV1, IDMapped: byMount})); err != nil {
 			return err
 		}
 		t.mark("prepare rootfs")

@@ -406,10 +406,12 @@ func TestParseOptions(t *testing.T) {
 	if o.attr.set != 0 || o.attr.clr != unix.MOUNT_ATTR_RDONLY|unix.MOUNT_ATTR_NOSUID {
 		t.Errorf("ro,rw,nosuid,suid: attr = %+v", o.attr)
 	}
-	for _, opt := range []string{"idmap", "ridmap"} {
-		if _, err := parseOptions([]string{opt}); err == nil || !strings.Contains(err.Error(), "not supported") {
-			t.Errorf("%s: err = %v", opt, err)
-		}
+	// idmap/ridmap are the runtime's (OpenIDMapped), never file system data.
+	if o, err := parseOptions([]string{"rbind", "idmap"}); err != nil || !o.idmap || o.ridmap || len(o.data) > 0 {
+		t.Errorf("idmap: %+v, %v", o, err)
+	}
+	if o, err := parseOptions([]string{"ridmap"}); err != nil || !o.idmap || !o.ridmap || len(o.data) > 0 {
+		t.Errorf("ridmap: %+v, %v", o, err)
 	}
 	if got := splitData(`a=1,context="x:y:s0:c1,c2",b`); !slices.Equal(got, []string{"a=1", `context="x:y:s0:c1,c2"`, "b"}) {
 		t.Errorf("splitData = %q", got)

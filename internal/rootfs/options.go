@@ -1,7 +1,6 @@
 package rootfs
 
 import (
-	"fmt"
 	"strings"
 
 	"golang.org/x/sys/unix"
@@ -19,6 +18,9 @@ type mountOpts struct {
 	bind, rbind bool
 	remount     bool
 	tmpcopyup   bool
+	// idmap: an id-mapped mount ("idmap"); ridmap: of every mount of the
+	// tree ("ridmap"). The runtime makes it (OpenIDMapped), not init.
+	idmap, ridmap bool
 
 	// attr applies to the top mount only, rattr to every mount in the tree
 	// (the "r"-prefixed options of runtime-spec "Mounts": rro, rnosuid, ...).
@@ -150,8 +152,10 @@ func parseOptions(options []string) (mountOpts, error) {
 			o.remount = true
 		case "tmpcopyup":
 			o.tmpcopyup = true
-		case "idmap", "ridmap":
-			return o, fmt.Errorf("mount option %q: %w", opt, ErrNotSupported)
+		case "idmap":
+			o.idmap = true
+		case "ridmap":
+			o.idmap, o.ridmap = true, true
 		case "":
 		default:
 			o.data = append(o.data, opt)

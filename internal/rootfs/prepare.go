@@ -43,6 +43,10 @@ type Options struct {
 	// any other hierarchy would show the runtime's own cgroup, that is a
 	// part of the host's tree.
 	CgroupV1 []string
+	// IDMapped are the id-mapped mounts the runtime made for this
+	// container (OpenIDMapped), by index in spec.Mounts. PrepareWith
+	// attaches them in the spec's order and closes every fd.
+	IDMapped map[int]int
 }
 
 // PrepareWith is Prepare with options.
@@ -55,6 +59,11 @@ func PrepareWith(s *specs.Spec, rootfs string, opts Options) error {
 	if s.Linux != nil {
 		lx = *s.Linux
 	}
+	defer func() {
+		for _, fd := range opts.IDMapped {
+			unix.Close(fd)
+		}
+	}()
 	p := &preparer{linux: &lx, rootfs: rootfs, beforeCgroup: opts.BeforeCgroup, v1Joined: opts.CgroupV1}
 	if err := p.prepareRoot(); err != nil {
 		return err
@@ -66,7 +75,11 @@ func PrepareWith(s *specs.Spec, rootfs string, opts Options) error {
 	defer p.root.Close()
 	for i := range s.Mounts {
 		m := &s.Mounts[i]
-		if err := p.mount(m); err != nil {
+		tree, ok := opts.IDMapped[i]
+		if !ok {
+			tree = -1
+		}
+		if err := p.mount(m, tree); err != nil {
 			return fmt.Errorf("mount %s on %s (type %q): %w", m.Source, m.Destination, m.Type, err)
 		}
 	}
@@ -241,7 +254,9 @@ func requireProcfs(tree int) error {
 	return nil
 }
 
-func (p *preparer) mount(m *specs.Mount) error {
+// mount mounts one spec entry; idmapped is the mount the runtime made for
+// it when it is id-mapped, -1 otherwise.
+func (p *preparer) mount(m *specs.Mount, idmapped int) error {
 	dest := cleanDest(m.Destination)
 	if dest == "/" {
 		return fmt.Errorf("%w: a mount over the container's / is not supported", ErrInvalid)
@@ -250,8 +265,8 @@ func (p *preparer) mount(m *specs.Mount) error {
 	if err != nil {
 		return err
 	}
-	if len(m.UIDMappings) > 0 || len(m.GIDMappings) > 0 {
-		return fmt.Errorf("id-mapped mounts (uidMappings/gidMappings): %w", ErrNotSupported)
+	if (o.idmap || len(m.UIDMappings) > 0 || len(m.GIDMappings) > 0) != (idmapped >= 0) {
+		return fmt.Errorf("%w: id-mapped mount not made by the runtime", ErrInvalid)
 	}
 	if m.Type == "bind" {
 		o.bind = true
@@ -260,6 +275,8 @@ func (p *preparer) mount(m *specs.Mount) error {
 		o.tmpcopyup = false // an extension for tmpfs only (runc, crun)
 	}
 	switch {
+	case idmapped >= 0:
+		err = p.placeIDMapped(idmapped, dest, o)
 	case o.bind:
 		err = p.bindMount(m, dest, o)
 	case o.remount:

@@ -179,9 +179,14 @@ func (r *Runtime) Create(ctx context.Context, id string, o CreateOpts) (_ *Creat
 	if stdio.In == nil {
 		stdio = DefaultStdio()
 	}
+	var env []string
+	idmapIdx := idmapMounts(s)
+	if len(idmapIdx) > 0 {
+		env = append(env, sync.EnvIDMapFDs+"="+strconv.Itoa(len(idmapIdx)))
+	}
 	ch, err := spawn(spawnOpts{
 		stdio: stdio, preserveFDs: o.PreserveFDs, extra: files.list(),
-		join: plan.join, unshare: plan.unshareFlags, pidNS: plan.pidNS, sys: sys, dir: bundle,
+		join: plan.join, unshare: plan.unshareFlags, pidNS: plan.pidNS, sys: sys, dir: bundle, env: env,
 	})
 	if err != nil {
 		return nil, err
@@ -189,6 +194,12 @@ func (r *Runtime) Create(ctx context.Context, id string, o CreateOpts) (_ *Creat
 	cleanups = append(cleanups, ch.kill)
 	defer ch.conn.Close()
 	pid := ch.proc.Pid
+	if len(idmapIdx) > 0 {
+		if err := sendIDMapped(ch, s, idmapIdx, bundle, plan); err != nil {
+			return nil, err
+		}
+		boot.IDMapMounts = idmapIdx
+	}
 	files.place(boot, ch.extraFD)
 	if files.listener != nil {
 		boot.ProcessState = &specs.ContainerProcessState{

@@ -30,7 +30,8 @@ type spawnOpts struct {
 	unshare     int
 	pidNS       *os.File
 	sys         *syscall.SysProcAttr
-	dir         string // working directory of init (the bundle: relative mount sources resolve there)
+	dir         string   // working directory of init (the bundle: relative mount sources resolve there)
+	env         []string // added to init's environment
 }
 
 // child is a started init process and our end of its sync socket.
@@ -97,7 +98,7 @@ func spawn(o spawnOpts) (_ *child, err error) {
 	exeFD := len(files)
 	files = append(files, exe)
 	exePath, argv := "/proc/self/fd/"+strconv.Itoa(exeFD), []string{"hako", "init"}
-	env := []string{nsenter.EnvSyncFD + "=" + strconv.Itoa(syncFD)}
+	env := append([]string{nsenter.EnvSyncFD + "=" + strconv.Itoa(syncFD)}, o.env...)
 	if len(o.join) > 0 {
 		env = append(env, nsenter.EnvSetns+"="+setnsEnv(o.join, nsFirst))
 	}

@@ -2,6 +2,7 @@ package spec
 
 import (
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -33,6 +34,12 @@ var mountOptions = []string{
 // and comes from the seccomp package; nil leaves it out ("unknown").
 func Features(seccomp *features.Seccomp) *features.Features {
 	yes, no := true, false
+	opts := append([]string(nil), mountOptions...)
+	idmap := kernelIDMap()
+	if idmap {
+		opts = append(opts, idmapOptions...)
+		slices.Sort(opts)
+	}
 	ns := make([]string, len(allNamespaces))
 	for i, n := range allNamespaces {
 		ns[i] = string(n)
@@ -41,7 +48,7 @@ func Features(seccomp *features.Seccomp) *features.Features {
 		OCIVersionMin: MinOCIVersion,
 		OCIVersionMax: specs.Version,
 		Hooks:         hooks.Kinds(),
-		MountOptions:  append([]string(nil), mountOptions...),
+		MountOptions:  opts,
 		Linux: &features.Linux{
 			Namespaces:   ns,
 			Capabilities: kernelCapabilities(),
@@ -57,7 +64,7 @@ func Features(seccomp *features.Seccomp) *features.Features {
 			Selinux:  &features.Selinux{Enabled: &no},
 			IntelRdt: &features.IntelRdt{Enabled: &no},
 			MountExtensions: &features.MountExtensions{
-				IDMap: &features.IDMap{Enabled: &no},
+				IDMap: &features.IDMap{Enabled: &idmap},
 			},
 		},
 	}

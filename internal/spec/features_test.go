@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -44,9 +45,14 @@ func TestFeaturesRoundTrip(t *testing.T) {
 	if !*cg.V1 || !*cg.V2 || *cg.Systemd || *cg.SystemdUser || !*cg.Rdma {
 		t.Errorf("cgroup = %s", b)
 	}
-	if *back.Linux.Apparmor.Enabled || *back.Linux.Selinux.Enabled || *back.Linux.IntelRdt.Enabled ||
-		*back.Linux.MountExtensions.IDMap.Enabled {
-		t.Errorf("apparmor/selinux/intelRdt/idmap should be disabled: %s", b)
+	if *back.Linux.Apparmor.Enabled || *back.Linux.Selinux.Enabled || *back.Linux.IntelRdt.Enabled {
+		t.Errorf("apparmor/selinux/intelRdt should be disabled: %s", b)
+	}
+	// Id-mapped mounts: advertised exactly when the kernel has them
+	// (this machine's 6.18 does), with both options.
+	idmap := *back.Linux.MountExtensions.IDMap.Enabled
+	if idmap != kernelIDMap() || slices.Contains(back.MountOptions, "idmap") != idmap || slices.Contains(back.MountOptions, "ridmap") != idmap {
+		t.Errorf("idmap enabled %v (kernel: %v), options %v", idmap, kernelIDMap(), back.MountOptions)
 	}
 	if Features(nil).Linux.Seccomp != nil {
 		t.Error("nil seccomp should be left out")
@@ -125,6 +131,20 @@ func TestFeaturesCoverRunc(t *testing.T) {
 	for _, n := range rf.Linux.Namespaces {
 		if !has(ours.Linux.Namespaces, n) {
 			t.Errorf("runc namespace %q missing", n)
+		}
+	}
+}
+
+func TestReleaseAtLeast(t *testing.T) {
+	for _, c := range []struct {
+		release string
+		want    bool
+	}{
+		{"6.18.0-1-amd64", true}, {"5.12.0", true}, {"5.12-rc1", true}, {"5.11.22", false},
+		{"4.19.0-27-amd64", false}, {"10.0", true}, {"", false}, {"6", false}, {"x.y", false},
+	} {
+		if got := releaseAtLeast(c.release, 5, 12); got != c.want {
+			t.Errorf("releaseAtLeast(%q, 5, 12) = %v, want %v", c.release, got, c.want)
 		}
 	}
 }

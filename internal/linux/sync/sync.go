@@ -29,6 +29,18 @@
 //
 // Any failure in init is sent as Error before init exits; the parent rolls
 // back everything it created. EOF without Ready means init died.
+//
+// Id-mapped mounts (runtime-spec "Mounts" uidMappings, idmap/ridmap) need
+// one step more, only for containers that have them: the parent makes them
+// detached after the clone (the container's user namespace exists by then)
+// and passes their fds (SCM_RIGHTS) before anything else:
+//
+//	|---- [mount fds] (EnvIDMapFDs=N told init to expect N) -->|
+//	|---- Bootstrap{..., IDMapMounts: indices in spec.Mounts} ->|
+//
+// The fds travel on a one-byte message of their own, which init receives
+// with RecvFiles before its first Recv: a JSON decoder reads ahead, and a
+// read(2) that swallowed the fds' message would close them.
 package sync
 
 import (
@@ -38,6 +50,8 @@ import (
 	"io"
 	"os"
 	"syscall"
+
+	"golang.org/x/sys/unix"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
@@ -83,7 +97,14 @@ type Bootstrap struct {
 	// NewCgroupNS: unshare the cgroup namespace after the parent moved init
 	// into its cgroup, so that the container's cgroup becomes its root.
 	NewCgroupNS bool `json:"newCgroupNS,omitempty"`
+	// IDMapMounts are the indices in Spec.Mounts of the id-mapped mounts
+	// whose fds init received before the Bootstrap, in that order.
+	IDMapMounts []int `json:"idmapMounts,omitempty"`
 }
+
+// EnvIDMapFDs, in init's environment, is the number of mount fds the parent
+// sends (SendFiles) before the Bootstrap.
+const EnvIDMapFDs = "_HAKO_IDMAPFDS"
 
 // Message is one value on the wire.
 type Message struct {
@@ -160,4 +181,57 @@ func (c *Conn) Expect(t string) (*Message, error) {
 		return nil, fmt.Errorf("expected %q message, got %q", t, m.Type)
 	}
 	return m, nil
+}
+
+// SendFiles passes fds to the peer (SCM_RIGHTS) on a one-byte message. The
+// peer must take it with RecvFiles before it reads anything after it.
+func (c *Conn) SendFiles(fds []int) error {
+	rights := unix.UnixRights(fds...)
+	for {
+		err := unix.Sendmsg(int(c.f.Fd()), []byte{0}, rights, nil, 0)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("send %d fds: %w", len(fds), err)
+		}
+		return nil
+	}
+}
+
+// RecvFiles receives the n fds of a SendFiles message, close-on-exec. It
+// reads exactly that message's one byte, so messages after it stay queued
+// for Recv; it must come before the first Recv (whose decoder reads ahead).
+func (c *Conn) RecvFiles(n int) ([]int, error) {
+	buf, oob := make([]byte, 1), make([]byte, unix.CmsgSpace(n*4))
+	var got, oobn, flags int
+	var err error
+	for {
+		got, oobn, flags, _, err = unix.Recvmsg(int(c.f.Fd()), buf, oob, unix.MSG_CMSG_CLOEXEC)
+		if err != unix.EINTR {
+			break
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("receive fds: %w", err)
+	}
+	if got == 0 {
+		return nil, ErrClosed
+	}
+	var fds []int
+	if cmsgs, err := unix.ParseSocketControlMessage(oob[:oobn]); err == nil {
+		for _, cm := range cmsgs {
+			f, err := unix.ParseUnixRights(&cm)
+			if err == nil {
+				fds = append(fds, f...)
+			}
+		}
+	}
+	if flags&unix.MSG_CTRUNC != 0 || len(fds) != n {
+		for _, fd := range fds {
+			unix.Close(fd)
+		}
+		return nil, fmt.Errorf("receive fds: got %d, want %d", len(fds), n)
+	}
+	return fds, nil
 }
