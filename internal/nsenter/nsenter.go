@@ -26,6 +26,11 @@
 //	                must be owned by it, so clone(2) cannot make them); only
 //	                the helper handles it
 //	_HAKO_SYNCFD  = the fd of the sync socket (package linux/sync)
+//	_HAKO_WAITMAPS = set: we were cloned into a new user namespace that the
+//	                parent maps with newuidmap/newgidmap (rootless, more
+//	                than the caller's own ids); read the parent's
+//	                {"type":"maps"} line first, so that hako init starts as
+//	                the namespace's root and keeps its capabilities
 //
 // hako-nsenter takes one argument: the number of the fd it execs.
 package nsenter
@@ -46,6 +51,9 @@ const (
 	EnvSetns   = "_HAKO_SETNS"
 	EnvUnshare = "_HAKO_UNSHARE"
 	EnvSyncFD  = "_HAKO_SYNCFD"
+	// EnvWaitMaps makes hako-nsenter wait for sync.TypeMaps before it
+	// execs hako init.
+	EnvWaitMaps = "_HAKO_WAITMAPS"
 )
 
 // HelperName is the file name of the C helper, installed beside hako.

@@ -135,7 +135,14 @@ func (r *Runtime) Create(ctx context.Context, id string, o CreateOpts) (_ *Creat
 	}
 
 	sys := &syscall.SysProcAttr{Cloneflags: plan.cloneFlags}
-	if plan.newUserNS {
+	// Rootless with more than our own ids: the maps are written with
+	// newuidmap/newgidmap while init waits in hako-nsenter (usermaps.go).
+	idHelpers := plan.newUserNS && r.Rootless && needsIDHelpers(s.Linux)
+	if idHelpers {
+		if err := checkRootlessMaps(s.Linux); err != nil {
+			return nil, err
+		}
+	} else if plan.newUserNS {
 		sys.UidMappings = idMaps(s.Linux.UIDMappings)
 		sys.GidMappings = idMaps(s.Linux.GIDMappings)
 		sys.GidMappingsEnableSetgroups = !r.Rootless
@@ -187,6 +194,7 @@ func (r *Runtime) Create(ctx context.Context, id string, o CreateOpts) (_ *Creat
 	ch, err := spawn(spawnOpts{
 		stdio: stdio, preserveFDs: o.PreserveFDs, extra: files.list(),
 		join: plan.join, unshare: plan.unshareFlags, pidNS: plan.pidNS, sys: sys, dir: bundle, env: env,
+		waitMaps: idHelpers,
 	})
 	if err != nil {
 		return nil, err
@@ -194,6 +202,14 @@ func (r *Runtime) Create(ctx context.Context, id string, o CreateOpts) (_ *Creat
 	cleanups = append(cleanups, ch.kill)
 	defer ch.conn.Close()
 	pid := ch.proc.Pid
+	if idHelpers {
+		if err := writeRootlessMaps(pid, s.Linux); err != nil {
+			return nil, err
+		}
+		if err := ch.conn.SendType(sync.TypeMaps); err != nil {
+			return nil, initError(ch, cg, err)
+		}
+	}
 	if len(idmapIdx) > 0 {
 		if err := sendIDMapped(ch, s, idmapIdx, bundle, plan); err != nil {
 			return nil, err

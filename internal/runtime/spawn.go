@@ -32,6 +32,10 @@ type spawnOpts struct {
 	sys         *syscall.SysProcAttr
 	dir         string   // working directory of init (the bundle: relative mount sources resolve there)
 	env         []string // added to init's environment
+	// waitMaps: init is cloned into a new user namespace whose maps the
+	// caller writes after spawn (newuidmap): start it as hako-nsenter,
+	// which waits for sync.TypeMaps before it execs hako init.
+	waitMaps bool
 }
 
 // child is a started init process and our end of its sync socket.
@@ -105,7 +109,10 @@ func spawn(o spawnOpts) (_ *child, err error) {
 	if o.unshare != 0 {
 		env = append(env, nsenter.EnvUnshare+"="+strconv.Itoa(o.unshare))
 	}
-	if needsHelper(o.join, o.unshare) {
+	if o.waitMaps {
+		env = append(env, nsenter.EnvWaitMaps+"=1")
+	}
+	if o.waitMaps || needsHelper(o.join, o.unshare) {
 		// A user or time namespace can only be joined by a single-threaded
 		// process: hako-nsenter joins, then execs hako init from exeFD. It
 		// runs inside those namespaces too, so it is protected the same way.

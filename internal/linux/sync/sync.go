@@ -30,6 +30,15 @@
 // Any failure in init is sent as Error before init exits; the parent rolls
 // back everything it created. EOF without Ready means init died.
 //
+// A rootless container mapping more than the caller's own ids starts one
+// step earlier: init is cloned into its user namespace as hako-nsenter,
+// which waits for the parent to write the maps with the set-uid
+// newuidmap/newgidmap and send Maps, and only then execs hako init:
+//
+//	| clone(CLONE_NEW*) + exec hako-nsenter     |
+//	| newuidmap PID ..., newgidmap PID ...      |
+//	|---- Maps -------------------------------->| exec hako init (root of the namespace)
+//
 // Id-mapped mounts (runtime-spec "Mounts" uidMappings, idmap/ridmap) need
 // one step more, only for containers that have them: the parent makes them
 // detached after the clone (the container's user namespace exists by then)
@@ -61,6 +70,7 @@ const (
 	TypeBootstrap = "bootstrap"
 	TypeCgroup    = "cgroup" // parent -> init: you are in your cgroup now
 	TypePid       = "pid"    // hako-nsenter -> parent: the pid of init, forked into a joined pid namespace
+	TypeMaps      = "maps"   // parent -> hako-nsenter: the new user namespace's maps are written (rootless, newuidmap)
 	TypeHooks     = "hooks"
 	TypeAck       = "ack"
 	TypeReady     = "ready"

@@ -7,7 +7,7 @@
 // every namespace listed in _HAKO_SETNS, unshares _HAKO_UNSHARE, and then
 // execveat(2)s the hako binary it was handed as fd argv[1] as "hako init",
 // with the rest of the environment unchanged. The protocol is described in
-// ../nsenter.go.
+// ../nsenter.go. With _HAKO_WAITMAPS it first waits (see main).
 //
 // One fork, when the list holds a pid namespace: setns(2) of a pid
 // namespace only applies to children, and an unprivileged caller (rootless)
@@ -16,11 +16,8 @@
 // tell the parent the child's pid on the sync socket ({"type":"pid"}) and
 // exit, and the parent, a child subreaper, inherits the child.
 //
-// Both this program and hako are exec'd through read-only, detached bind
-// mounts of themselves (internal/runtime/spawn.go), so that a process in
-// the container cannot open /proc/<pid>/exe for writing (CVE-2019-5736).
-//
-// Built by `make build` as bin/hako-nsenter: gcc -static -Os.
+// It and hako are exec'd through read-only mounts of themselves (spawn.go,
+// CVE-2019-5736). `make build` makes bin/hako-nsenter: gcc -static -Os.
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -44,9 +41,7 @@ static void report(const char *what, int err)
 	int n = snprintf(buf, sizeof(buf),
 			 "{\"type\":\"error\",\"error\":\"nsenter: %s: %s\"}\n",
 			 what, strerror(err));
-	if (n > 0 && write(fd, buf, (size_t)n) < 0) {
-		/* nothing left to tell anyone */
-	}
+	if (n > 0 && write(fd, buf, (size_t)n) != n) { /* nobody listens */ }
 	_exit(1);
 }
 
@@ -104,6 +99,20 @@ int main(int argc, char **argv)
 	long exe = strtol(argv[1], &end, 10);
 	if (end == argv[1] || *end != '\0' || exe < 0)
 		report("usage: hako-nsenter HAKO-FD", EINVAL);
+
+	// Cloned into a new user namespace that the parent maps with the
+	// set-uid newuidmap/newgidmap (rootless, many ids): wait for its
+	// {"type":"maps"} line, then exec hako init as the namespace's root,
+	// which keeps its capabilities (our exec, with our uid unmapped, lost
+	// them: that is why this is not hako init itself).
+	const char *sync = getenv("_HAKO_SYNCFD");
+	if (getenv("_HAKO_WAITMAPS") != NULL && sync != NULL) {
+		char c = 0;
+		while (c != '\n')
+			if (read(atoi(sync), &c, 1) != 1)
+				_exit(1); /* the parent gave up and kills us */
+		unsetenv("_HAKO_WAITMAPS");
+	}
 
 	const char *spec = getenv("_HAKO_SETNS");
 	int pidns = 0;

@@ -1,0 +1,177 @@
+package test
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/hako-runtime/hako/internal/testenv"
+)
+
+// subIDStart is the first host id of the test user's /etc/subuid and
+// /etc/subgid range (65536 ids).
+const subIDStart = 400000
+
+// setSubIDs rewrites /etc/subuid and /etc/subgid without any line for the
+// test user, plus a range for it when with is set; the files are restored
+// when t ends.
+func setSubIDs(t *testing.T, with bool) {
+	t.Helper()
+	for _, file := range []string{"/etc/subuid", "/etc/subgid"} {
+		orig, err := os.ReadFile(file)
+		if err != nil && !os.IsNotExist(err) {
+			t.Fatal(err)
+		}
+		existed := err == nil
+		t.Cleanup(func() {
+			if existed {
+				os.WriteFile(file, orig, 0o644)
+			} else {
+				os.Remove(file)
+			}
+		})
+		var keep []string
+		for _, line := range strings.Split(strings.TrimRight(string(orig), "\n"), "\n") {
+			if line != "" && !strings.HasPrefix(line, rootlessUser+":") {
+				keep = append(keep, line)
+			}
+		}
+		if with {
+			keep = append(keep, fmt.Sprintf("%s:%d:65536", rootlessUser, subIDStart))
+		}
+		if err := os.WriteFile(file, []byte(strings.Join(keep, "\n")+"\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// subIDBundle makes a bundle owned by the test user from its own `spec
+// --rootless`, mapping 0 to the user and 1..65536 to its subordinate ids,
+// with CAP_CHOWN and a writable root.
+func subIDBundle(t *testing.T, r *runtime, uid, gid int, args ...string) (bundle, runDir string) {
+	t.Helper()
+	base := testenv.ShortTempDir(t)
+	if err := os.Chmod(base, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	bundle, runDir = filepath.Join(base, "bundle"), filepath.Join(base, "run")
+	for _, d := range []string{bundle, runDir} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := testenv.BusyboxRootfs(filepath.Join(bundle, "rootfs")); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("chown", "-R", strconv.Itoa(uid)+":"+strconv.Itoa(gid), base).CombinedOutput(); err != nil {
+		t.Fatalf("chown: %v: %s", err, out)
+	}
+	if _, stderr, err := asUser(t, r.bin, uid, gid, runDir, bundle, "spec", "--rootless"); err != nil {
+		t.Fatalf("spec --rootless: %v: %s", err, stderr)
+	}
+	data, err := os.ReadFile(filepath.Join(bundle, "config.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var s specs.Spec
+	if err := json.Unmarshal(data, &s); err != nil {
+		t.Fatal(err)
+	}
+	s.Process.Terminal = false
+	s.Process.Args = args
+	s.Root.Readonly = false
+	c := s.Process.Capabilities
+	c.Bounding = append(c.Bounding, "CAP_CHOWN")
+	c.Effective = append(c.Effective, "CAP_CHOWN")
+	c.Permitted = append(c.Permitted, "CAP_CHOWN")
+	s.Linux.UIDMappings = []specs.LinuxIDMapping{{ContainerID: 0, HostID: uint32(uid), Size: 1}, {ContainerID: 1, HostID: subIDStart, Size: 65536}}
+	s.Linux.GIDMappings = []specs.LinuxIDMapping{{ContainerID: 0, HostID: uint32(gid), Size: 1}, {ContainerID: 1, HostID: subIDStart, Size: 65536}}
+	if err := testenv.WriteSpec(bundle, &s); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(filepath.Join(bundle, "config.json"), uid, gid); err != nil {
+		t.Fatal(err)
+	}
+	return bundle, runDir
+}
+
+// TestRootlessSubIDs: an unprivileged user with a range in /etc/subuid and
+// /etc/subgid runs a container that maps root to the user and 65536 more
+// ids to the range (written through newuidmap/newgidmap): the container
+// sees both ranges, its root can chown to another id, and the file lands on
+// the host as that subordinate id. Without a range, run fails with an
+// error that says so and leaves nothing behind. Not parallel: it rewrites
+// /etc/subuid and /etc/subgid.
+func TestRootlessSubIDs(t *testing.T) {
+	r := newRuntime(t)
+	if r.isRunc() {
+		t.Skip("exercises hako's rootless defaults (spec --rootless, XDG_RUNTIME_DIR)")
+	}
+	if _, err := exec.LookPath("newuidmap"); err != nil {
+		t.Skip("newuidmap not installed (package uidmap)")
+	}
+	uid, gid := ensureUser(t)
+	script := "cat /proc/self/uid_map /proc/self/gid_map; touch /f && chown 1000:1002 /f && stat -c %u:%g /f"
+
+	t.Run("no range", func(t *testing.T) {
+		setSubIDs(t, false)
+		bundle, runDir := subIDBundle(t, r, uid, gid, "true")
+		before := takeSnapshot(t, r)
+		_, stderr, err := asUser(t, r.bin, uid, gid, runDir, bundle, "run", "rootless-"+newID(t))
+		if err == nil {
+			t.Fatal("run succeeded without an /etc/subuid range")
+		}
+		t.Logf("error: %s", strings.TrimSpace(stderr))
+		if msg := strings.TrimSpace(stderr); !strings.Contains(msg, "/etc/subuid has no range for you") || strings.Contains(msg, "\n") {
+			t.Errorf("error %q: want one line saying /etc/subuid has no range", msg)
+		}
+		if ents, _ := os.ReadDir(filepath.Join(runDir, "hako")); len(ents) != 0 {
+			t.Errorf("state left behind: %v", ents)
+		}
+		checkNoLeaks(t, r, before, leakMarkers{paths: []string{bundle, runDir}})
+	})
+
+	t.Run("range", func(t *testing.T) {
+		setSubIDs(t, true)
+		bundle, runDir := subIDBundle(t, r, uid, gid, "sh", "-c", script)
+		before := takeSnapshot(t, r)
+		stdout, stderr, err := asUser(t, r.bin, uid, gid, runDir, bundle, "run", "rootless-"+newID(t))
+		if err != nil {
+			t.Fatalf("rootless run: %v: %s", err, stderr)
+		}
+		lines := strings.Split(strings.TrimSpace(stdout), "\n")
+		norm := func(s string) string { return strings.Join(strings.Fields(s), " ") }
+		want := []string{
+			fmt.Sprintf("0 %d 1", uid), fmt.Sprintf("1 %d 65536", subIDStart),
+			fmt.Sprintf("0 %d 1", gid), fmt.Sprintf("1 %d 65536", subIDStart),
+			"1000:1002",
+		}
+		if len(lines) != len(want) {
+			t.Fatalf("container output %q, want uid_map, gid_map (two ranges each) and 1000:1002", stdout)
+		}
+		for i := range want {
+			if norm(lines[i]) != want[i] {
+				t.Errorf("line %d: %q, want %q", i, lines[i], want[i])
+			}
+		}
+		var st syscall.Stat_t
+		if err := syscall.Stat(filepath.Join(bundle, "rootfs", "f"), &st); err != nil {
+			t.Fatal(err)
+		}
+		if st.Uid != subIDStart+999 || st.Gid != subIDStart+1001 {
+			t.Errorf("file chowned to 1000:1002 in the container is %d:%d on the host, want %d:%d", st.Uid, st.Gid, subIDStart+999, subIDStart+1001)
+		}
+		if ents, _ := os.ReadDir(filepath.Join(runDir, "hako")); len(ents) != 0 {
+			t.Errorf("state left behind: %v", ents)
+		}
+		checkNoLeaks(t, r, before, leakMarkers{paths: []string{bundle, runDir}})
+	})
+}
