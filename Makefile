@@ -11,8 +11,12 @@ GOFLAGS_BUILD := -trimpath -tags "netgo osusergo"
 LDFLAGS := -s -w
 
 .PHONY: build test test-unit clean test-vet test-unit-pkgs test-integration test-conformance test-fuzz
+# bin/hako-engine holds the image (later pod and daemon) commands; hako execs
+# it for them, so that their packages' init cost stays out of container
+# start-up (internal/cli/engine.go). Install the three together.
 build: bin/hako-nsenter
 	$(GO) build $(GOFLAGS_BUILD) -ldflags '$(LDFLAGS)' -o bin/hako ./cmd/hako
+	$(GO) build $(GOFLAGS_BUILD) -ldflags '$(LDFLAGS)' -o bin/hako-engine ./cmd/hako-engine
 
 bin/hako-nsenter: internal/nsenter/helper/hako-nsenter.c
 	@mkdir -p bin

@@ -22,9 +22,12 @@ type exitError struct{ code int }
 
 func (e exitError) Error() string { return "exit status " + strconv.Itoa(e.code) }
 
-// Main runs the CLI and returns the process exit code.
-func Main(ctx context.Context, args []string) int {
-	app := newApp()
+// Main runs the CLI and returns the process exit code. engine holds the
+// implementations of the engine commands (image, later pod and daemon) in
+// the hako-engine binary; the lean hako binary passes none, and its
+// placeholders exec hako-engine instead (see engine.go).
+func Main(ctx context.Context, args []string, engine ...*cli.Command) int {
+	app := newApp(args, engine...)
 	app.Commands = onlyInvoked(app.Commands, args)
 	err := app.Run(ctx, args)
 	if err == nil {
@@ -57,7 +60,7 @@ func defaultRoot() string {
 	return "/run/hako"
 }
 
-func newApp() *cli.Command {
+func newApp(args []string, engine ...*cli.Command) *cli.Command {
 	app := &cli.Command{
 		Name:    "hako",
 		Usage:   "OCI container runtime",
@@ -71,6 +74,10 @@ func newApp() *cli.Command {
 			&cli.BoolFlag{Name: "systemd-cgroup", Usage: "accepted for compatibility; the cgroupfs driver is used"},
 			&cli.StringFlag{Name: "criu", Usage: "accepted for compatibility; checkpoint is not supported"},
 			&cli.StringFlag{Name: "rootless", Value: "auto", Usage: "true, false or auto"},
+			// Image and engine commands: parsed here too, so that the lean
+			// binary accepts them before a command it hands to hako-engine.
+			&cli.StringFlag{Name: "data-root", Value: defaultDataRoot(), Usage: "directory for images and snapshots"},
+			&cli.StringFlag{Name: "config", Value: "/etc/hako/hako.toml", Usage: "registries, mirrors and engine settings (TOML)"},
 		},
 		Before:                setupLogging,
 		ExitErrHandler:        func(context.Context, *cli.Command, error) {},
@@ -83,6 +90,7 @@ func newApp() *cli.Command {
 		},
 		OnUsageError: usageError,
 	}
+	app.Commands = append(app.Commands, withEngine(args, engineCommands(), engine)...)
 	for _, c := range app.Commands {
 		c.OnUsageError = usageError
 	}
@@ -127,7 +135,7 @@ func invokedCommand(args []string) string {
 		}
 		name, _, hasValue := strings.Cut(strings.TrimLeft(a, "-"), "=")
 		switch name {
-		case "root", "log", "log-format", "criu", "rootless": // string flags
+		case "root", "log", "log-format", "criu", "rootless", "data-root", "config": // string flags
 			if !hasValue {
 				i++
 			}
@@ -168,6 +176,20 @@ func setupLogging(ctx context.Context, cmd *cli.Command) (context.Context, error
 	}
 	slog.SetDefault(slog.New(h))
 	return ctx, nil
+}
+
+// defaultDataRoot is where images and snapshots live: /var/lib/hako, or for
+// a rootless user $XDG_DATA_HOME/hako (~/.local/share/hako), as podman does.
+func defaultDataRoot() string {
+	if os.Geteuid() != 0 {
+		if dir := os.Getenv("XDG_DATA_HOME"); dir != "" {
+			return filepath.Join(dir, "hako")
+		}
+		if home, err := os.UserHomeDir(); err == nil {
+			return filepath.Join(home, ".local", "share", "hako")
+		}
+	}
+	return "/var/lib/hako"
 }
 
 // rt builds the runtime from the global flags.

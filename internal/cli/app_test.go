@@ -30,7 +30,7 @@ func TestInvokedCommand(t *testing.T) {
 }
 
 func TestOnlyInvoked(t *testing.T) {
-	all := newApp().Commands
+	all := newApp(nil).Commands
 	if got := onlyInvoked(all, []string{"hako", "--root", "/r", "exec", "id", "ls"}); len(got) != 1 || got[0].Name != "exec" {
 		t.Errorf("exec: got %d commands", len(got))
 	}
