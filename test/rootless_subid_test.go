@@ -174,4 +174,25 @@ func TestRootlessSubIDs(t *testing.T) {
 		}
 		checkNoLeaks(t, r, before, leakMarkers{paths: []string{bundle, runDir}})
 	})
+
+	// Id-mapped mounts need privilege over the host's user namespace:
+	// refused before anything starts, with a clear error.
+	t.Run("idmap refused", func(t *testing.T) {
+		setSubIDs(t, true)
+		bundle, runDir := subIDBundle(t, r, uid, gid, "true")
+		s, err := testenv.ReadSpec(bundle)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.Mounts = append(s.Mounts, specs.Mount{Destination: "/mnt", Type: "bind", Source: "rootfs/bin", Options: []string{"rbind", "idmap"}})
+		if err := testenv.WriteSpec(bundle, s); err != nil {
+			t.Fatal(err)
+		}
+		before := takeSnapshot(t, r)
+		_, stderr, err := asUser(t, r.bin, uid, gid, runDir, bundle, "run", "rootless-"+newID(t))
+		if err == nil || !strings.Contains(stderr, "id-mapped mounts need CAP_SYS_ADMIN") {
+			t.Errorf("rootless run with an idmap mount: %v: %q", err, stderr)
+		}
+		checkNoLeaks(t, r, before, leakMarkers{paths: []string{bundle, runDir}})
+	})
 }

@@ -189,6 +189,9 @@ func (r *Runtime) Create(ctx context.Context, id string, o CreateOpts) (_ *Creat
 	var env []string
 	idmapIdx := idmapMounts(s)
 	if len(idmapIdx) > 0 {
+		if r.Rootless {
+			return nil, fmt.Errorf("mounts[%d] (%s): id-mapped mounts need CAP_SYS_ADMIN in the host's user namespace: not available rootless", idmapIdx[0], s.Mounts[idmapIdx[0]].Destination)
+		}
 		env = append(env, sync.EnvIDMapFDs+"="+strconv.Itoa(len(idmapIdx)))
 	}
 	ch, err := spawn(spawnOpts{
