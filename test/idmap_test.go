@@ -123,6 +123,56 @@ func TestIDMappedBind(t *testing.T) {
 	checkNoLeaks(t, r, before, leakMarkers{paths: []string{bundle, r.base, vol}, cgroups: []string{id}})
 }
 
+// TestIDMappedRecursive: "idmap" maps the top mount of an rbind only,
+// "ridmap" every mount of the tree (mount_setattr AT_RECURSIVE). The host
+// tree is a directory owned by 1000 with a tmpfs owned by 1000 mounted
+// under it; mapped 1000 -> 100000 (the container's root).
+func TestIDMappedRecursive(t *testing.T) {
+	t.Parallel()
+	r := newRuntime(t)
+	if r.isRunc() {
+		t.Skip("runc 1.1.5 has no id-mapped mounts")
+	}
+	vol := filepath.Join(testenv.ShortTempDir(t), "vol")
+	sub := filepath.Join(vol, "sub")
+	if err := os.MkdirAll(sub, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(vol, 1000, 1000); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Mount("tmpfs", sub, "tmpfs", 0, "mode=755,uid=1000,gid=1000,size=1m"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { syscall.Unmount(sub, syscall.MNT_DETACH) })
+	openToAll(t, filepath.Dir(vol))
+	m := []specs.LinuxIDMapping{{ContainerID: 1000, HostID: 100000, Size: 1}}
+	id := newID(t)
+	bundle := testenv.BusyboxBundle(t, func(s *specs.Spec) {
+		userns100k(s)
+		s.Mounts = append(s.Mounts,
+			idmapped(vol, "/top", []string{"rbind", "idmap"}, m),
+			idmapped(vol, "/all", []string{"rbind", "ridmap"}, m))
+		s.Process.Args = []string{"stat", "-c", "%n %u:%g", "/top", "/top/sub", "/all", "/all/sub"}
+	})
+	mountPoints(t, bundle, "top", "all")
+	r.cleanupContainer(id)
+	res := r.ok("run", "--bundle", bundle, id)
+	// Host uid 1000 is not in the container's user namespace: unmapped,
+	// the overflow id.
+	overflow := func(f string) string {
+		b, err := os.ReadFile("/proc/sys/kernel/" + f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return strings.TrimSpace(string(b))
+	}
+	want := "/top 0:0\n/top/sub " + overflow("overflowuid") + ":" + overflow("overflowgid") + "\n/all 0:0\n/all/sub 0:0"
+	if got := strings.TrimSpace(res.stdout); got != want {
+		t.Errorf("owners:\n%s\nwant:\n%s", got, want)
+	}
+}
+
 // TestIDMappedTmpfs: a tmpfs made by the runtime on the host side, id-mapped
 // so that its root (host root's, mode 0755) is the container root's: without
 // the mapping the container's root could not write to it.
