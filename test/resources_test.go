@@ -235,3 +235,46 @@ func TestSeccompDenyAndKill(t *testing.T) {
 		tc.check(r.run("run", "--bundle", bundle, id))
 	}
 }
+
+// TestSystemdCgroupsPath: a systemd-style "slice:prefix:name" cgroupsPath
+// (what the kubelet sends with the systemd cgroup driver) is laid out by the
+// cgroupfs driver as systemd would, and delete removes the scope.
+func TestSystemdCgroupsPath(t *testing.T) {
+	t.Parallel()
+	r := newRuntime(t)
+	if r.isRunc() {
+		t.Skip("runc 1.1.5's cgroupfs driver takes slice:prefix:name as one directory name")
+	}
+	slice := "hakotest-s" + strconv.Itoa(os.Getpid()) + ".slice"
+	name := strconv.FormatInt(time.Now().UnixNano(), 36)
+	id, _, st := r.createRunning(func(s *specs.Spec) {
+		s.Linux.CgroupsPath = slice + ":hako:" + name
+		s.Linux.Resources.Pids = &specs.LinuxPids{Limit: i64(50)}
+	})
+	hostCg, err := os.ReadFile("/proc/" + strconv.Itoa(st.Pid) + "/cgroup")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pidsPath string
+	for _, l := range strings.Split(string(hostCg), "\n") {
+		if p := strings.SplitN(l, ":", 3); len(p) == 3 && (p[1] == "pids" || (p[0] == "0" && pidsPath == "")) {
+			pidsPath = p[2]
+		}
+	}
+	if want := "/hakotest.slice/" + slice + "/hako-" + name + ".scope"; pidsPath != want {
+		t.Fatalf("container cgroup %q, want %s", pidsPath, want)
+	}
+	r.ok("kill", id, "KILL")
+	r.waitStatus(id, specs.StateStopped)
+	r.ok("delete", id)
+	for _, root := range []string{"/sys/fs/cgroup/pids", "/sys/fs/cgroup/unified", "/sys/fs/cgroup"} {
+		if _, err := os.Stat(root + pidsPath); err == nil {
+			t.Errorf("%s%s still exists after delete", root, pidsPath)
+		}
+	}
+	// The slices are the caller's to remove (systemd keeps them too).
+	for _, root := range []string{"/sys/fs/cgroup/pids", "/sys/fs/cgroup/unified", "/sys/fs/cgroup/memory", "/sys/fs/cgroup/cpu,cpuacct", "/sys/fs/cgroup/devices", "/sys/fs/cgroup/freezer", "/sys/fs/cgroup/cpuset", "/sys/fs/cgroup/blkio", "/sys/fs/cgroup/systemd"} {
+		os.Remove(root + "/hakotest.slice/" + slice)
+		os.Remove(root + "/hakotest.slice")
+	}
+}

@@ -73,9 +73,16 @@ func v1Mount(root string, controllers []string) string {
 // An absolute cgroupsPath is relative to the hierarchy root, a relative one to
 // own (the caller's cgroup there). ".." may move within the hierarchy but
 // never above its root: that would write outside the cgroup filesystem.
+// A systemd-style "slice:prefix:name" is laid out as systemd would (see
+// systemdPath), under the hierarchy root.
 func resolve(cgroupsPath, own string) (string, error) {
 	full := cgroupsPath
-	if !strings.HasPrefix(cgroupsPath, "/") {
+	if p, ok, err := systemdPath(cgroupsPath); ok {
+		if err != nil {
+			return "", err
+		}
+		full = p
+	} else if !strings.HasPrefix(cgroupsPath, "/") {
 		full = own + "/" + cgroupsPath
 	}
 	var parts []string
@@ -95,4 +102,74 @@ func resolve(cgroupsPath, own string) (string, error) {
 		return "", fmt.Errorf("%w: cgroupsPath %q resolves to a hierarchy root", ErrInvalid, cgroupsPath)
 	}
 	return "/" + strings.Join(parts, "/"), nil
+}
+
+// systemdPath turns a systemd-style cgroupsPath "slice:prefix:name" (what the
+// kubelet and CRI-O send with the systemd cgroup driver, e.g.
+// "kubepods-besteffort-pod1.slice:cri-hako:abc") into the cgroupfs path
+// systemd would create for that unit: the slice nested by its dashes
+// (systemd.slice(5): "a-b.slice" lives in "a.slice") and the container in
+// "prefix-name.scope", or in "name" itself when name is a slice. An empty
+// slice means system.slice, as runc's systemd driver does. ok is false when
+// the path is not of that form (no colon, or an absolute path): it is then a
+// plain cgroupfs path. The cgroupfs driver makes these directories itself;
+// no systemd is asked for anything.
+func systemdPath(p string) (path string, ok bool, err error) {
+	if strings.HasPrefix(p, "/") || strings.Count(p, ":") != 2 {
+		return "", false, nil
+	}
+	fields := strings.Split(p, ":")
+	slice, prefix, name := fields[0], fields[1], fields[2]
+	bad := func(why string) (string, bool, error) {
+		return "", true, fmt.Errorf("%w: systemd cgroupsPath %q: %s", ErrInvalid, p, why)
+	}
+	if slice == "" {
+		slice = "system.slice"
+	}
+	parent, err := expandSlice(slice)
+	if err != nil {
+		return bad(err.Error())
+	}
+	if name == "" {
+		return bad("empty unit name")
+	}
+	for _, f := range []string{prefix, name} {
+		if strings.ContainsAny(f, "/\x00") || f == "." || f == ".." {
+			return bad(fmt.Sprintf("invalid unit name part %q", f))
+		}
+	}
+	unit := name
+	if !strings.HasSuffix(name, ".slice") {
+		if prefix != "" {
+			unit = prefix + "-" + name
+		}
+		unit += ".scope"
+	} else if _, err := expandSlice(name); err != nil {
+		return bad(err.Error())
+	}
+	return parent + "/" + unit, true, nil
+}
+
+// expandSlice nests a slice unit name by its dashes: "a-b-c.slice" ->
+// "/a.slice/a-b.slice/a-b-c.slice"; "-.slice" is the root slice ("").
+func expandSlice(slice string) (string, error) {
+	base, ok := strings.CutSuffix(slice, ".slice")
+	if !ok {
+		return "", fmt.Errorf("slice %q does not end in .slice", slice)
+	}
+	if base == "-" {
+		return "", nil
+	}
+	if base == "" || strings.ContainsAny(base, "/\x00") || strings.HasPrefix(base, "-") ||
+		strings.HasSuffix(base, "-") || strings.Contains(base, "--") {
+		return "", fmt.Errorf("invalid slice name %q", slice)
+	}
+	var b strings.Builder
+	prefix := ""
+	for _, part := range strings.Split(base, "-") {
+		prefix += part
+		b.WriteString("/" + prefix + ".slice")
+		prefix += "-"
+	}
+	return b.String(), nil
 }

@@ -17,7 +17,13 @@ func TestResolve(t *testing.T) {
 		{"../sib", "/a/b", "/a/sib"},
 		{"/a//b/./c/", "/x", "/a/b/c"},
 		{"/a/../b", "/", "/b"},
-		{"slice:prefix:name", "/", "/slice:prefix:name"},
+		// systemd-style paths, laid out as systemd would
+		{"system.slice:hako:abc", "/own", "/system.slice/hako-abc.scope"},
+		{":hako:abc", "/own", "/system.slice/hako-abc.scope"},
+		{"kubepods-besteffort-pod12.slice:cri-hako:c1", "/own", "/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod12.slice/cri-hako-c1.scope"},
+		{"-.slice::ctr", "/own", "/ctr.scope"},
+		{"user.slice::app.slice", "/", "/user.slice/app.slice"},
+		{"a:b", "/own", "/own/a:b"}, // one colon: a plain relative path
 	} {
 		got, err := resolve(c.path, c.own)
 		if err != nil || got != c.want {
@@ -25,6 +31,8 @@ func TestResolve(t *testing.T) {
 		}
 	}
 	for _, c := range []struct{ path, own string }{
+		{"notaslice:p:n", "/"}, {"a--b.slice:p:n", "/"}, {"-a.slice:p:n", "/"}, {"a.slice:p:", "/"},
+		{"a.slice:p:..", "/"}, {"a.slice:../x:n", "/"}, {"a.slice::b--c.slice", "/"},
 		{"/..", "/"}, {"../x", "/"}, {"../../x", "/a"}, {"/", "/a"}, {".", "/"}, {"/a/../..", "/"},
 	} {
 		if got, err := resolve(c.path, c.own); !errors.Is(err, ErrInvalid) {
