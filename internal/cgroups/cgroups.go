@@ -48,8 +48,8 @@
 //	save m.State() in state.json; later: cgroups.Load(st, opts)
 //	after m.Update(r), save m.State() again (it may have joined v1 hierarchies)
 //
-// linux.resources.devices is applied as given; runc additionally allows the
-// default devices, see devices.RuntimeDefaults.
+// linux.resources.devices is applied as given; the runtime appends the
+// default devices (devices.Defaults) before calling Apply.
 package cgroups
 
 import (

@@ -84,7 +84,7 @@ func run(t *testing.T, p *Program, typ, access, major, minor uint32) uint64 {
 }
 
 func TestCompileSemantics(t *testing.T) {
-	rules, err := Normalise(append([]specs.LinuxDeviceCgroup{{Allow: false, Access: "rwm"}}, append(RuntimeDefaults(),
+	rules, err := Normalise(append([]specs.LinuxDeviceCgroup{{Allow: false, Access: "rwm"}}, append(Defaults(),
 		specs.LinuxDeviceCgroup{Allow: false, Type: "c", Major: i64(1), Minor: i64(7), Access: "w"},
 		specs.LinuxDeviceCgroup{Allow: true, Type: "b", Major: i64(8), Minor: i64(0), Access: "r"},
 	)...))
@@ -137,7 +137,7 @@ func TestLoadVerifier(t *testing.T) {
 	for _, list := range [][]specs.LinuxDeviceCgroup{
 		nil,
 		{{Allow: true}},
-		append([]specs.LinuxDeviceCgroup{{Allow: false, Access: "rwm"}}, RuntimeDefaults()...),
+		append([]specs.LinuxDeviceCgroup{{Allow: false, Access: "rwm"}}, Defaults()...),
 		{{Allow: true}, {Allow: false, Type: "b", Access: "w"}},
 	} {
 		rules, err := Normalise(list)

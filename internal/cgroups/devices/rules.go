@@ -151,14 +151,15 @@ func V1Writes(rules []Rule) []V1Write {
 	return w
 }
 
-// RuntimeDefaults are the rules runc appends after a config's own
-// (libcontainer's AllowedDevices): mknod of any node (opening still needs a
-// rule), the devices config-linux.md "Default Devices" makes every container
-// have (null, zero, full, random, urandom, tty, console, ptmx and the pts
-// slaves), and /dev/net/tun. A runtime that wants runc's behaviour for
-// configs whose device list is just "deny all" appends these to
-// linux.resources.devices before calling Create.
-func RuntimeDefaults() []specs.LinuxDeviceCgroup {
+// Defaults are the rules a runtime appends after a config's own device
+// rules: the runtime-spec requires the default devices (config-linux.md
+// "Default Devices": null, zero, full, random, urandom, tty, ptmx) and the
+// pts slaves to work whatever the rules say, and mknod of any node is allowed
+// (opening still needs a rule), as with runc. Unlike runc's AllowedDevices
+// there is no /dev/console (5:1: the console hako gives a container is a pts
+// slave bound over /dev/console) and no /dev/net/tun (not a default device:
+// a config that wants it says so).
+func Defaults() []specs.LinuxDeviceCgroup {
 	dev := func(typ string, major, minor int64, access string) specs.LinuxDeviceCgroup {
 		return specs.LinuxDeviceCgroup{Allow: true, Type: typ, Major: &major, Minor: &minor, Access: access}
 	}
@@ -171,9 +172,7 @@ func RuntimeDefaults() []specs.LinuxDeviceCgroup {
 		dev("c", 1, 8, "rwm"),    // /dev/random
 		dev("c", 1, 9, "rwm"),    // /dev/urandom
 		dev("c", 5, 0, "rwm"),    // /dev/tty
-		dev("c", 5, 1, "rwm"),    // /dev/console
 		dev("c", 5, 2, "rwm"),    // /dev/ptmx
 		dev("c", 136, -1, "rwm"), // /dev/pts/*
-		dev("c", 10, 200, "rwm"), // /dev/net/tun
 	}
 }
