@@ -63,17 +63,71 @@ type Archive struct {
 
 var _ image.Fetcher = (*Archive)(nil)
 
-// Open indexes the tar at path and finds its images.
+// Open indexes the tar at path and finds its images. The tar must be
+// uncompressed (it is read at random); see OpenReader for the others.
 func Open(ctx context.Context, p string) (*Archive, error) {
 	f, err := os.Open(p)
 	if err != nil {
 		return nil, fmt.Errorf("open archive: %w", err)
 	}
+	return openFile(ctx, f, p)
+}
+
+// OpenReader reads an archive from a stream (standard input, a pipe) that
+// may be gzip-, bzip2- or zstd-compressed, as `docker load` accepts: the
+// plain tar is copied to an unnamed file in tempDir ("" means
+// os.TempDir(); put it on the store's file system), which Close releases.
+func OpenReader(ctx context.Context, r io.Reader, tempDir string) (*Archive, error) {
+	plain, err := decompress(r)
+	if err != nil {
+		return nil, fmt.Errorf("read archive: %w", err)
+	}
+	if tempDir == "" {
+		tempDir = os.TempDir()
+	}
+	f, err := os.CreateTemp(tempDir, "hako-load-")
+	if err != nil {
+		return nil, fmt.Errorf("read archive: %w", err)
+	}
+	// Unlinked at once: nothing is left behind, whatever happens next.
+	os.Remove(f.Name())
+	if _, err := io.Copy(f, &ctxReader{ctx: ctx, r: plain}); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("read archive: %w", err)
+	}
+	if closer, ok := plain.(io.Closer); ok {
+		closer.Close()
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("read archive: %w", err)
+	}
+	return openFile(ctx, f, "stream")
+}
+
+// IsCompressed reports whether the file at p starts with a gzip, bzip2 or
+// zstd header: such an archive is loaded through OpenReader.
+func IsCompressed(p string) (bool, error) {
+	f, err := os.Open(p)
+	if err != nil {
+		return false, fmt.Errorf("open archive: %w", err)
+	}
+	defer f.Close()
+	var magic [4]byte
+	n, err := io.ReadFull(f, magic[:])
+	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
+		return false, fmt.Errorf("read archive %s: %w", p, err)
+	}
+	return compression(magic[:n]) != "", nil
+}
+
+func openFile(ctx context.Context, f *os.File, p string) (*Archive, error) {
 	a := &Archive{f: f, entries: map[string]entry{}, extra: map[digest.Digest][]byte{}, blobAt: map[digest.Digest]string{}}
 	if err := a.index(); err != nil {
 		f.Close()
 		return nil, fmt.Errorf("archive %s: %w", p, err)
 	}
+	var err error
 	switch {
 	case a.has("oci-layout") && a.has("index.json"):
 		err = a.readOCI(ctx)
@@ -304,7 +358,22 @@ func (c *ctxReader) Read(p []byte) (int, error) {
 // Load copies every image of the archive into the store, verifying each
 // blob, and returns them. Blobs an index names but the archive lacks (other
 // platforms) are skipped, as a pull of one platform would.
-func (a *Archive) Load(ctx context.Context, store content.Ingester) ([]Image, error) {
+//
+// A failed load leaves the store as it was when the store can delete
+// (content.Manager, as content.Local): the blobs this load added are
+// removed again, so a corrupt or hostile archive leaves nothing behind.
+// Blobs that were present before are never touched.
+func (a *Archive) Load(ctx context.Context, store content.Ingester) (imgs []Image, err error) {
+	rec := &recordingIngester{Ingester: store}
+	defer func() {
+		if err != nil {
+			err = rec.rollback(err)
+		}
+	}()
+	return a.load(ctx, rec)
+}
+
+func (a *Archive) load(ctx context.Context, store content.Ingester) ([]Image, error) {
 	seen := map[digest.Digest]bool{}
 	var walk func(d ocispec.Descriptor, depth int, top bool) error
 	walk = func(d ocispec.Descriptor, depth int, top bool) error {

@@ -14,6 +14,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/klauspost/compress/zstd"
 	"github.com/opencontainers/go-digest"
 	"github.com/opencontainers/image-spec/specs-go"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -44,10 +45,26 @@ type ImportOptions struct {
 // manifest's descriptor. The layer is stored gzip-compressed; the diff ID
 // in the config is the digest of the uncompressed tar (image-spec
 // config.md). The input must be a well-formed tar.
-func Import(ctx context.Context, r io.Reader, store content.Ingester, opts ImportOptions) (ocispec.Descriptor, error) {
+//
+// A failed import takes back the blobs it added when the store can delete
+// (see Archive.Load).
+func Import(ctx context.Context, r io.Reader, store content.Ingester, opts ImportOptions) (desc ocispec.Descriptor, err error) {
+	rec := &recordingIngester{Ingester: store}
+	defer func() {
+		if err != nil {
+			err = rec.rollback(err)
+		}
+	}()
+	return importTar(ctx, r, rec, opts)
+}
+
+func importTar(ctx context.Context, r io.Reader, store content.Ingester, opts ImportOptions) (ocispec.Descriptor, error) {
 	plain, err := decompress(r)
 	if err != nil {
 		return ocispec.Descriptor{}, fmt.Errorf("import: %w", err)
+	}
+	if c, ok := plain.(io.Closer); ok {
+		defer c.Close()
 	}
 	tmp, err := os.CreateTemp(opts.TempDir, "hako-import-")
 	if err != nil {
@@ -132,24 +149,43 @@ func Import(ctx context.Context, r io.Reader, store content.Ingester, opts Impor
 	return mDesc, nil
 }
 
-// decompress recognises gzip and bzip2 by their magic numbers.
+// compression names the compression whose magic number starts b, or "".
+func compression(b []byte) string {
+	switch {
+	case len(b) >= 2 && b[0] == 0x1f && b[1] == 0x8b:
+		return "gzip"
+	case len(b) >= 3 && string(b[:3]) == "BZh":
+		return "bzip2"
+	case len(b) >= 4 && b[0] == 0x28 && b[1] == 0xb5 && b[2] == 0x2f && b[3] == 0xfd:
+		return "zstd"
+	}
+	return ""
+}
+
+// decompress recognises gzip, bzip2 and zstd by their magic numbers. The
+// zstd window is bounded as for layers (internal/unpack), so a hostile
+// frame cannot ask for gigabytes of memory.
 func decompress(r io.Reader) (io.Reader, error) {
 	br := bufio.NewReader(r)
-	magic, err := br.Peek(3)
+	magic, err := br.Peek(4)
 	if err != nil && !errors.Is(err, io.EOF) {
 		return nil, err
 	}
-	switch {
-	case len(magic) >= 2 && magic[0] == 0x1f && magic[1] == 0x8b:
+	switch compression(magic) {
+	case "gzip":
 		zr, err := gzip.NewReader(br)
 		if err != nil {
 			return nil, fmt.Errorf("gzip: %w", err)
 		}
 		return zr, nil
-	case len(magic) == 3 && string(magic) == "BZh":
+	case "bzip2":
 		return bzip2.NewReader(br), nil
-	case len(magic) >= 2 && magic[0] == 0x28 && magic[1] == 0xb5:
-		return nil, fmt.Errorf("zstd-compressed input is not supported yet; decompress it first")
+	case "zstd":
+		zr, err := zstd.NewReader(br, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxWindow(1<<27))
+		if err != nil {
+			return nil, fmt.Errorf("zstd: %w", err)
+		}
+		return zr.IOReadCloser(), nil
 	}
 	return br, nil
 }
