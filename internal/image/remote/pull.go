@@ -56,6 +56,11 @@ type PullOptions struct {
 	// client's retry budget), like the kubelet's image pull progress
 	// deadline; a stuck connection otherwise hangs a pull for ever.
 	StallTimeout time.Duration
+	// Manifest, if set, is called with the image manifest once its config
+	// is in the store and checked, before any layer is fetched: a caller
+	// that unpacks layers while later ones download learns their order
+	// and diffIDs here.
+	Manifest func(ocispec.Manifest)
 }
 
 // ErrStalled is the cause of a blob stream abandoned by StallTimeout.
@@ -137,6 +142,9 @@ func (c *Client) Pull(ctx context.Context, ref image.Reference, opts PullOptions
 	}
 	if err := c.checkConfig(ctx, opts.Store, manifest, platform, opts.Platform != nil); err != nil {
 		return ocispec.Descriptor{}, fmt.Errorf("pull %s: %w", ref, err)
+	}
+	if opts.Manifest != nil {
+		opts.Manifest(manifest)
 	}
 	if err := c.fetchLayers(ctx, repo, opts.Store, manifest.Layers, opts.Concurrency, p); err != nil {
 		return ocispec.Descriptor{}, fmt.Errorf("pull %s: %w", ref, err)

@@ -6,6 +6,8 @@
 //	<data-root>/content    blobs (package content)
 //	<data-root>/metadata   image names (package metadata)
 //	<data-root>/tmp        scratch on the same file system (imports)
+//	<data-root>/snapshots  unpacked layers and containers' writable layers
+//	                       (snapshots.go), <data-root>/mounts their mounts
 package store
 
 import (
@@ -46,6 +48,9 @@ type Options struct {
 	Backoff   time.Duration
 	// CertsDir is passed to the registry client (remote.DefaultCertsDir).
 	CertsDir string
+	// Snapshotter is "overlay", "native", or "" to use the one the data
+	// root already has, else detect (see snapshots.go).
+	Snapshotter string
 }
 
 // Store is one data root's images.
@@ -54,6 +59,8 @@ type Store struct {
 	Meta    *metadata.Store
 	client  *remote.Client
 	tmp     string
+	root    string
+	snaps   lazySnapshotter
 }
 
 // Open opens (creating) the store under opts.DataRoot.
@@ -74,7 +81,7 @@ func Open(opts Options) (*Store, error) {
 		return nil, fmt.Errorf("open image store: %w", err)
 	}
 	c := remote.New(remote.Options{Config: opts.Registries, Auth: opts.Auth, Logger: opts.Logger, Transport: opts.Transport, Retries: opts.Retries, Backoff: opts.Backoff, CertsDir: opts.CertsDir})
-	return &Store{Content: cs, Meta: md, client: c, tmp: tmp}, nil
+	return &Store{Content: cs, Meta: md, client: c, tmp: tmp, root: opts.DataRoot, snaps: lazySnapshotter{driver: opts.Snapshotter}}, nil
 }
 
 // normalise turns what a user typed ("busybox") into the stored name.

@@ -1,0 +1,311 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+
+	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	"golang.org/x/sys/unix"
+
+	"github.com/hako-runtime/hako/internal/image"
+	"github.com/hako-runtime/hako/internal/image/remote"
+	"github.com/hako-runtime/hako/internal/metadata"
+	"github.com/hako-runtime/hako/internal/snapshot"
+	"github.com/hako-runtime/hako/internal/unpack"
+)
+
+// UnpackState says where the unpacking of one layer is.
+type UnpackState int
+
+const (
+	// LayerUnpacking: the layer's blob is in the store and is being applied.
+	LayerUnpacking UnpackState = iota
+	// LayerUnpacked: applied, checked against its diffID, committed.
+	LayerUnpacked
+	// LayerExists: the layer was unpacked already (by an earlier pull, or
+	// for another image sharing it); nothing was applied.
+	LayerExists
+)
+
+// UnpackProgress reports one layer of an unpack.
+type UnpackProgress struct {
+	Layer   ocispec.Descriptor // the blob, as the manifest lists it
+	Index   int                // its position in the manifest, bottom 0
+	ChainID digest.Digest      // the committed snapshot's name
+	State   UnpackState
+}
+
+// Unpacked is an image made ready to run: its record, the platform's
+// config descriptor (whose digest is the image ID docker and podman show)
+// and the chain ID of its top layer (the parent of a container snapshot).
+type Unpacked struct {
+	Image   metadata.Image
+	Config  ocispec.Descriptor
+	ChainID digest.Digest
+}
+
+// PullAndUnpack pulls name as Pull does and unpacks its layers into the
+// data root's snapshotter, pipelined: layer N is applied as soon as layers
+// 0..N are in the store, while later layers still download (layers must
+// be applied bottom up, but downloads run in parallel and finish in any
+// order). Download progress goes to opts.Progress, unpack progress to
+// progress; the two are serialised with each other.
+//
+// A failure of either side cancels the other and is the error returned.
+// Blobs and layer snapshots already complete stay in the store for the
+// next pull (the name is recorded only on success); Prune removes them.
+func (s *Store) PullAndUnpack(ctx context.Context, name string, opts PullOptions, progress func(UnpackProgress)) (Unpacked, error) {
+	ref, err := normalise(name)
+	if err != nil {
+		return Unpacked{}, err
+	}
+	sn, _, err := s.Snapshotter(ctx)
+	if err != nil {
+		return Unpacked{}, err
+	}
+	release, err := s.Meta.Lease(ctx)
+	if err != nil {
+		return Unpacked{}, err
+	}
+	defer release()
+	unlock, err := s.snapshotLock(ctx, unix.LOCK_SH)
+	if err != nil {
+		return Unpacked{}, err
+	}
+	defer unlock()
+
+	var mu sync.Mutex // serialises the two progress callbacks
+	report := func(p UnpackProgress) {
+		if progress != nil {
+			mu.Lock()
+			defer mu.Unlock()
+			progress(p)
+		}
+	}
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	blobs := newArrivals()
+	manifests := make(chan ocispec.Manifest, 1)
+	ropts := remote.PullOptions{
+		Store: s.Content, Platform: opts.Platform, Concurrency: opts.Concurrency, StallTimeout: opts.StallTimeout,
+		Manifest: func(m ocispec.Manifest) {
+			select {
+			case manifests <- m:
+			default:
+			}
+		},
+		Progress: func(p remote.Progress) {
+			if opts.Progress != nil {
+				mu.Lock()
+				opts.Progress(p)
+				mu.Unlock()
+			}
+			if p.State == remote.ProgressDone || p.State == remote.ProgressExists {
+				blobs.arrived(p.Descriptor.Digest)
+			}
+		},
+	}
+	type result struct {
+		config ocispec.Descriptor
+		chain  digest.Digest
+		err    error
+	}
+	done := make(chan result, 1)
+	go func() {
+		select {
+		case m := <-manifests:
+			chain, err := s.applyManifest(ctx, sn, m, blobs.wait, report)
+			if err != nil {
+				cancel(err)
+			}
+			done <- result{m.Config, chain, err}
+		case <-ctx.Done():
+			done <- result{err: context.Cause(ctx)}
+		}
+	}()
+	desc, err := s.client.Pull(ctx, ref, ropts)
+	if err != nil {
+		cancel(err)
+		<-done
+		// The first failure is the cause; the other side only saw the
+		// cancellation.
+		return Unpacked{}, context.Cause(ctx)
+	}
+	blobs.all()
+	res := <-done
+	if res.err != nil {
+		return Unpacked{}, res.err
+	}
+	p := image.DefaultPlatform()
+	if opts.Platform != nil {
+		p = *opts.Platform
+	}
+	rec, err := s.Meta.PutImage(ctx, metadata.Image{Name: ref.String(), Target: desc, Labels: map[string]string{LabelPlatform: image.PlatformString(p)}})
+	if err != nil {
+		return Unpacked{}, err
+	}
+	return Unpacked{Image: rec, Config: res.config, ChainID: res.chain}, nil
+}
+
+// Unpack unpacks the named image for platform (nil: the one it was pulled
+// for, else this host's) from the content store into the snapshotter, if
+// it is not unpacked yet: for images loaded from archives or imported, and
+// for those whose snapshots were pruned.
+func (s *Store) Unpack(ctx context.Context, name string, platform *ocispec.Platform, progress func(UnpackProgress)) (Unpacked, error) {
+	sn, _, err := s.Snapshotter(ctx)
+	if err != nil {
+		return Unpacked{}, err
+	}
+	unlock, err := s.snapshotLock(ctx, unix.LOCK_SH)
+	if err != nil {
+		return Unpacked{}, err
+	}
+	defer unlock()
+	return s.unpackLocked(ctx, sn, name, platform, progress)
+}
+
+func (s *Store) unpackLocked(ctx context.Context, sn snapshot.Snapshotter, name string, platform *ocispec.Platform, progress func(UnpackProgress)) (Unpacked, error) {
+	rec, err := s.Get(ctx, name)
+	if err != nil {
+		return Unpacked{}, err
+	}
+	img, err := s.Image(ctx, name, platform)
+	if err != nil {
+		return Unpacked{}, err
+	}
+	m, err := img.Manifest(ctx)
+	if err != nil {
+		return Unpacked{}, fmt.Errorf("image %s: %w", rec.Name, err)
+	}
+	if progress == nil {
+		progress = func(UnpackProgress) {}
+	}
+	chain, err := s.applyManifest(ctx, sn, m, nil, progress)
+	if err != nil {
+		return Unpacked{}, fmt.Errorf("unpack %s: %w", rec.Name, err)
+	}
+	return Unpacked{Image: rec, Config: m.Config, ChainID: chain}, nil
+}
+
+// applyManifest unpacks m's layers, whose config is in the content store.
+// wait, if set, blocks until a layer's blob is in the store too.
+func (s *Store) applyManifest(ctx context.Context, sn snapshot.Snapshotter, m ocispec.Manifest, wait func(context.Context, digest.Digest) error, report func(UnpackProgress)) (digest.Digest, error) {
+	b, err := image.ReadAll(ctx, image.StoreFetcher{Provider: s.Content}, m.Config, image.MaxConfigSize)
+	if err != nil {
+		return "", fmt.Errorf("read config: %w", err)
+	}
+	var cfg ocispec.Image
+	if err := json.Unmarshal(b, &cfg); err != nil {
+		return "", fmt.Errorf("config %s: %w: %v", m.Config.Digest, image.ErrInvalidManifest, err)
+	}
+	if len(cfg.RootFS.DiffIDs) != len(m.Layers) {
+		return "", fmt.Errorf("config %s: %w: %d diff_ids for %d layers", m.Config.Digest, image.ErrInvalidManifest, len(cfg.RootFS.DiffIDs), len(m.Layers))
+	}
+	chains := image.ChainIDs(cfg.RootFS.DiffIDs)
+	byChain := map[string]int{}
+	layers := make([]unpack.Layer, len(m.Layers))
+	for i, desc := range m.Layers {
+		byChain[chains[i].String()] = i
+		layers[i] = unpack.Layer{
+			DiffID: cfg.RootFS.DiffIDs[i],
+			Open: func(ctx context.Context) (io.ReadCloser, error) {
+				if wait != nil {
+					if err := wait(ctx, desc.Digest); err != nil {
+						return nil, err
+					}
+				}
+				ra, err := s.Content.ReaderAt(ctx, desc)
+				if err != nil {
+					return nil, err
+				}
+				report(UnpackProgress{Layer: desc, Index: i, ChainID: chains[i], State: LayerUnpacking})
+				return readCloser{io.NewSectionReader(ra, 0, ra.Size()), ra}, nil
+			},
+		}
+	}
+	rs := &reportingSnapshotter{Snapshotter: sn, report: func(name string, st UnpackState) {
+		if i, ok := byChain[name]; ok {
+			report(UnpackProgress{Layer: m.Layers[i], Index: i, ChainID: chains[i], State: st})
+		}
+	}}
+	return unpack.ApplyLayers(ctx, rs, layers, unpack.Options{})
+}
+
+type readCloser struct {
+	io.Reader
+	io.Closer
+}
+
+// reportingSnapshotter tells which layers ApplyLayers finds committed
+// already (Stat) and which it commits.
+type reportingSnapshotter struct {
+	snapshot.Snapshotter
+	report func(name string, st UnpackState)
+}
+
+func (r *reportingSnapshotter) Stat(ctx context.Context, key string) (snapshot.Info, error) {
+	info, err := r.Snapshotter.Stat(ctx, key)
+	if err == nil && info.Kind == snapshot.KindCommitted {
+		r.report(key, LayerExists)
+	}
+	return info, err
+}
+
+func (r *reportingSnapshotter) Commit(ctx context.Context, name, key string, opts ...snapshot.Opt) error {
+	err := r.Snapshotter.Commit(ctx, name, key, opts...)
+	if err == nil || errors.Is(err, snapshot.ErrAlreadyExists) {
+		r.report(name, LayerUnpacked)
+	}
+	return err
+}
+
+// arrivals tells the unpacker which blobs the pull has stored.
+type arrivals struct {
+	mu    sync.Mutex
+	ch    map[digest.Digest]chan struct{}
+	every chan struct{} // closed when the pull has finished: all are in
+}
+
+func newArrivals() *arrivals {
+	return &arrivals{ch: map[digest.Digest]chan struct{}{}, every: make(chan struct{})}
+}
+
+func (a *arrivals) get(d digest.Digest) chan struct{} {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	c, ok := a.ch[d]
+	if !ok {
+		c = make(chan struct{})
+		a.ch[d] = c
+	}
+	return c
+}
+
+func (a *arrivals) arrived(d digest.Digest) {
+	c := a.get(d)
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	select {
+	case <-c:
+	default:
+		close(c)
+	}
+}
+
+func (a *arrivals) all() { close(a.every) }
+
+func (a *arrivals) wait(ctx context.Context, d digest.Digest) error {
+	select {
+	case <-a.get(d):
+		return nil
+	case <-a.every:
+		return nil
+	case <-ctx.Done():
+		return context.Cause(ctx)
+	}
+}
