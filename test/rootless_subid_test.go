@@ -175,6 +175,41 @@ func TestRootlessSubIDs(t *testing.T) {
 		checkNoLeaks(t, r, before, leakMarkers{paths: []string{bundle, runDir}})
 	})
 
+	// The user manages such a container like any other: exec a process
+	// as a subordinate id, which `delete --force` must be able to kill
+	// (the user owns the user namespace, so it holds CAP_KILL there).
+	t.Run("exec and delete", func(t *testing.T) {
+		setSubIDs(t, true)
+		bundle, runDir := subIDBundle(t, r, uid, gid, sleeper...)
+		before := takeSnapshot(t, r)
+		id := "rootless-" + newID(t)
+		run := func(args ...string) string {
+			t.Helper()
+			out, stderr, err := asUser(t, r.bin, uid, gid, runDir, bundle, args...)
+			if err != nil {
+				t.Fatalf("%v: %v: %s", args, err, stderr)
+			}
+			return out
+		}
+		run("run", "--detach", id)
+		t.Cleanup(func() { asUser(t, r.bin, uid, gid, runDir, bundle, "delete", "--force", id) })
+		if out := run("exec", "--user", "1000:1000", id, "sh", "-c", "id -u; id -g"); strings.Join(strings.Fields(out), " ") != "1000 1000" {
+			t.Errorf("exec --user 1000:1000: %q", out)
+		}
+		run("exec", "--detach", "--user", "1000:1000", id, "sleep", "1000")
+		if pids := pidsOfUID(t, subIDStart+999); len(pids) != 1 {
+			t.Errorf("processes of host uid %d (container 1000): %v, want the one sleep", subIDStart+999, pids)
+		}
+		run("delete", "--force", id)
+		if pids := pidsOfUID(t, subIDStart+999); len(pids) != 0 {
+			t.Errorf("delete --force left processes of host uid %d: %v", subIDStart+999, pids)
+		}
+		if ents, _ := os.ReadDir(filepath.Join(runDir, "hako")); len(ents) != 0 {
+			t.Errorf("state left behind: %v", ents)
+		}
+		checkNoLeaks(t, r, before, leakMarkers{paths: []string{bundle, runDir}})
+	})
+
 	// Id-mapped mounts need privilege over the host's user namespace:
 	// refused before anything starts, with a clear error.
 	t.Run("idmap refused", func(t *testing.T) {
@@ -195,4 +230,17 @@ func TestRootlessSubIDs(t *testing.T) {
 		}
 		checkNoLeaks(t, r, before, leakMarkers{paths: []string{bundle, runDir}})
 	})
+}
+
+// pidsOfUID lists the live processes whose real uid is uid.
+func pidsOfUID(t *testing.T, uid int) []int {
+	t.Helper()
+	var out []int
+	for _, pid := range listPids(t) {
+		var st syscall.Stat_t
+		if err := syscall.Stat("/proc/"+strconv.Itoa(pid), &st); err == nil && int(st.Uid) == uid && processAlive(pid) {
+			out = append(out, pid)
+		}
+	}
+	return out
 }
