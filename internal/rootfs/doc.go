@@ -9,6 +9,11 @@
 //	WriteSysctls(spec)      linux.sysctl
 //	Finish(spec)            readonlyPaths, maskedPaths, root.readonly, propagation
 //
+// One function runs in the runtime instead, in the host's namespaces:
+// OpenIDMapped makes the detached mount of an id-mapped mount entry (the
+// kernel allows MOUNT_ATTR_IDMAP only to a caller privileged over the
+// host's user namespace); Prepare attaches it (Options.IDMapped).
+//
 // # Safety
 //
 // The rootfs comes from an image and is untrusted: any path in it may be a
