@@ -1,8 +1,375 @@
 package imagecmd
 
-import "github.com/urfave/cli/v3"
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+
+	"github.com/opencontainers/go-digest"
+	"github.com/urfave/cli/v3"
+	"golang.org/x/sys/unix"
+
+	"github.com/hako-runtime/hako/internal/image"
+	"github.com/hako-runtime/hako/internal/image/archive"
+	"github.com/hako-runtime/hako/internal/image/store"
+	"github.com/hako-runtime/hako/internal/metadata"
+)
 
 // archiveCommands: load, save, import.
 func archiveCommands() []*cli.Command {
+	return []*cli.Command{loadCommand(), saveCommand(), importCommand()}
+}
+
+func loadCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "load",
+		Usage: "load images from an OCI archive or docker save tarball (gzip, bzip2 or zstd compressed too)",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "input", Aliases: []string{"i"}, Usage: "read from `FILE` (default: standard input)"},
+			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "print only the loaded images' IDs, one a line"},
+		},
+		Action: func(ctx context.Context, cmd *cli.Command) error {
+			if cmd.NArg() > 0 {
+				return fmt.Errorf("load: unexpected argument %q (the archive is given with -i FILE)", cmd.Args().First())
+			}
+			ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			s, err := openStore(cmd)
+			if err != nil {
+				return err
+			}
+			recs, err := archiveLoad(ctx, s, cmd.String("input"), cmd.Root().Reader)
+			if err != nil {
+				return fmt.Errorf("load: %w", err)
+			}
+			w := cmd.Root().Writer
+			for _, rec := range recs {
+				switch {
+				case cmd.Bool("quiet") || store.IsDangling(rec.Name):
+					id, err := s.ImageID(ctx, rec)
+					if err != nil {
+						return fmt.Errorf("load: %w", err)
+					}
+					if cmd.Bool("quiet") {
+						fmt.Fprintln(w, id)
+					} else {
+						fmt.Fprintln(w, "Loaded image ID:", id)
+					}
+				default:
+					fmt.Fprintln(w, "Loaded image:", archiveFamiliar(rec.Name))
+				}
+			}
+			return nil
+		},
+	}
+}
+
+// archiveLoad loads from the file at path, or from stdin for "" or "-".
+// An uncompressed file is read in place; a stream or a compressed file is
+// first copied (decompressed) under the data root.
+func archiveLoad(ctx context.Context, s *store.Store, path string, stdin io.Reader) ([]metadata.Image, error) {
+	if path == "" || path == "-" {
+		if archiveIsTerminal(stdin) {
+			return nil, errors.New("no archive given: use -i FILE or redirect standard input")
+		}
+		recs, err := s.LoadStream(ctx, stdin)
+		if err == nil && len(recs) == 0 {
+			err = errors.New("standard input holds no image")
+		}
+		return recs, err
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	compressed, err := archive.IsCompressed(path)
+	if err != nil {
+		return nil, err
+	}
+	if compressed {
+		return s.LoadStream(ctx, f)
+	}
+	a, err := archive.Open(ctx, path)
+	if err != nil {
+		return nil, err
+	}
+	defer a.Close()
+	if len(a.Images()) == 0 {
+		return nil, fmt.Errorf("archive %s holds no image", path)
+	}
+	return s.LoadArchive(ctx, a)
+}
+
+func saveCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "save",
+		Usage:     "save images to an OCI archive or docker save tarball",
+		ArgsUsage: "IMAGE [IMAGE...]",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "write to `FILE` (default: standard output, unless it is a terminal)"},
+			&cli.StringFlag{Name: "format", Value: "oci-archive", Usage: "oci-archive (an OCI image layout) or docker-archive (what docker save writes: one platform, manifest.json)"},
+			&cli.StringFlag{Name: "platform", Usage: "for docker-archive: the platform to save of a multi-platform image (default: the one pulled, or this host's)"},
+		},
+		Action: func(ctx context.Context, cmd *cli.Command) error {
+			if cmd.NArg() == 0 {
+				return errors.New("save: no image given (hako save [-o FILE] IMAGE...)")
+			}
+			var opts archive.SaveOptions
+			switch cmd.String("format") {
+			case "oci-archive", "oci":
+				opts.Format = archive.FormatOCI
+			case "docker-archive", "docker":
+				opts.Format = archive.FormatDocker
+			default:
+				return fmt.Errorf("save: --format %q: want oci-archive or docker-archive", cmd.String("format"))
+			}
+			if p := cmd.String("platform"); p != "" {
+				pl, err := image.ParsePlatform(p)
+				if err != nil {
+					return fmt.Errorf("save: --platform: %w", err)
+				}
+				opts.Platform = &pl
+			}
+			out := cmd.String("output")
+			if (out == "" || out == "-") && archiveIsTerminal(cmd.Root().Writer) {
+				return errors.New("save: refusing to write an archive to a terminal: use -o FILE or redirect standard output")
+			}
+			ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			s, err := openStore(cmd)
+			if err != nil {
+				return err
+			}
+			var imgs []archive.Image
+			for _, arg := range cmd.Args().Slice() {
+				rec, err := archiveFind(ctx, s, arg)
+				if err != nil {
+					return fmt.Errorf("save %s: %w", arg, err)
+				}
+				img := archive.Image{Name: rec.Name, Target: rec.Target}
+				if store.IsDangling(rec.Name) {
+					img.Name = "" // saved unnamed, as it came
+				}
+				if opts.Format == archive.FormatDocker && opts.Platform == nil {
+					if lp, ok := rec.Labels[store.LabelPlatform]; ok {
+						if pl, err := image.ParsePlatform(lp); err == nil {
+							opts.Platform = &pl
+						}
+					}
+				}
+				imgs = append(imgs, img)
+			}
+			save := func(w io.Writer) error { return archive.Save(ctx, w, s.Content, imgs, opts) }
+			if out == "" || out == "-" {
+				bw := bufio.NewWriterSize(cmd.Root().Writer, 1<<20)
+				if err := save(bw); err != nil {
+					return err
+				}
+				return bw.Flush()
+			}
+			return archiveWriteFile(out, save)
+		},
+	}
+}
+
+// archiveWriteFile writes path atomically: into a temporary file beside
+// it, renamed over path only when complete, so a failed or interrupted
+// save leaves no half archive (and an existing file as it was).
+func archiveWriteFile(path string, write func(io.Writer) error) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".hako-")
+	if err != nil {
+		return fmt.Errorf("save: %w", err)
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			tmp.Close()
+			os.Remove(tmp.Name())
+		}
+	}()
+	bw := bufio.NewWriterSize(tmp, 1<<20)
+	if err := write(bw); err != nil {
+		return err
+	}
+	if err := bw.Flush(); err != nil {
+		return fmt.Errorf("save: %w", err)
+	}
+	if err := tmp.Chmod(0o644); err != nil {
+		return fmt.Errorf("save: %w", err)
+	}
+	if err := tmp.Sync(); err != nil {
+		return fmt.Errorf("save: %w", err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("save: %w", err)
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return fmt.Errorf("save: %w", err)
+	}
+	ok = true
 	return nil
+}
+
+func importCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "import",
+		Usage:     "make a one-layer image from a root file system tarball (plain, gzip, bzip2 or zstd), like docker import",
+		ArgsUsage: "FILE|- [NAME]",
+		Flags: []cli.Flag{
+			&cli.StringSliceFlag{Name: "change", Aliases: []string{"c"}, Usage: "apply a Dockerfile `INSTRUCTION` to the config: " + strings.Join(archive.ChangeInstructions, ", ")},
+			&cli.StringFlag{Name: "message", Aliases: []string{"m"}, Usage: "comment recorded in the image history"},
+			&cli.StringFlag{Name: "platform", Usage: "os/arch[/variant] of the image (default: this host's)"},
+		},
+		Action: func(ctx context.Context, cmd *cli.Command) error {
+			args := cmd.Args().Slice()
+			if len(args) < 1 || len(args) > 2 {
+				return errors.New("import: want FILE|- [NAME]")
+			}
+			src, name := args[0], ""
+			if len(args) == 2 {
+				name = args[1]
+				if _, err := image.ParseReference(name); err != nil {
+					return fmt.Errorf("import: %w", err)
+				}
+			}
+			if strings.HasPrefix(src, "http://") || strings.HasPrefix(src, "https://") {
+				return fmt.Errorf("import: %s: importing from a URL is not supported; download it and import the file", src)
+			}
+			var opts archive.ImportOptions
+			opts.Comment = cmd.String("message")
+			for _, c := range cmd.StringSlice("change") {
+				if err := archive.ApplyChange(&opts.Config, c); err != nil {
+					return fmt.Errorf("import: --change: %w", err)
+				}
+			}
+			if p := cmd.String("platform"); p != "" {
+				pl, err := image.ParsePlatform(p)
+				if err != nil {
+					return fmt.Errorf("import: --platform: %w", err)
+				}
+				opts.Platform = pl
+			}
+			var r io.Reader
+			if src == "-" {
+				r = cmd.Root().Reader
+				if archiveIsTerminal(r) {
+					return errors.New("import: refusing to read a tarball from a terminal: redirect standard input")
+				}
+			} else {
+				f, err := os.Open(src)
+				if err != nil {
+					return fmt.Errorf("import: %w", err)
+				}
+				defer f.Close()
+				r = f
+			}
+			ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			s, err := openStore(cmd)
+			if err != nil {
+				return err
+			}
+			var rec metadata.Image
+			if name == "" {
+				rec, err = s.ImportUnnamed(ctx, r, opts)
+			} else {
+				rec, err = s.Import(ctx, r, name, opts)
+			}
+			if err != nil {
+				return err // archive.Import's errors say "import: ..."
+			}
+			id, err := s.ImageID(ctx, rec)
+			if err != nil {
+				return fmt.Errorf("import: %w", err)
+			}
+			fmt.Fprintln(cmd.Root().Writer, id)
+			return nil
+		},
+	}
+}
+
+// archiveFind looks an image up by name, or by ID (as load and import
+// print it: sha256:<hex>, or a prefix of the hex of 12 digits or more) for
+// images that have no name.
+func archiveFind(ctx context.Context, s *store.Store, arg string) (metadata.Image, error) {
+	rec, err := s.Get(ctx, arg)
+	if err == nil || !(store.IsNotFound(err) || errors.Is(err, image.ErrInvalidReference)) {
+		return rec, err
+	}
+	prefix, ok := archiveIDPrefix(arg)
+	if !ok {
+		return rec, err
+	}
+	recs, lerr := s.List(ctx)
+	if lerr != nil {
+		return rec, lerr
+	}
+	var found []metadata.Image
+	for _, r := range recs {
+		id, ierr := s.ImageID(ctx, r)
+		if ierr != nil {
+			continue
+		}
+		if strings.HasPrefix(id.Encoded(), prefix) || strings.HasPrefix(r.Target.Digest.Encoded(), prefix) {
+			found = append(found, r)
+		}
+	}
+	switch {
+	case len(found) == 0:
+		return rec, fmt.Errorf("no image has the name or ID %q: %w", arg, store.ErrNotFound)
+	case len(found) > 1 && !archiveSameTarget(found):
+		return rec, fmt.Errorf("ID %q is ambiguous: %d images match", arg, len(found))
+	}
+	return found[0], nil
+}
+
+func archiveSameTarget(recs []metadata.Image) bool {
+	for _, r := range recs[1:] {
+		if r.Target.Digest != recs[0].Target.Digest {
+			return false
+		}
+	}
+	return true
+}
+
+// archiveIDPrefix returns the hex of an image ID as a user may write it.
+func archiveIDPrefix(s string) (string, bool) {
+	hex, hadAlg := strings.CutPrefix(s, string(digest.SHA256)+":")
+	if len(hex) < 12 && !hadAlg || len(hex) > 64 || hex == "" {
+		return "", false
+	}
+	for _, c := range hex {
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+			return "", false
+		}
+	}
+	return hex, true
+}
+
+// archiveFamiliar is the short name docker prints ("busybox:latest").
+func archiveFamiliar(name string) string {
+	r, err := image.ParseReference(name)
+	if err != nil {
+		return name
+	}
+	return r.Familiar()
+}
+
+// archiveIsTerminal reports whether f (stdin or stdout) is a terminal, to
+// which an archive is never read or written (as docker refuses).
+func archiveIsTerminal(f any) bool {
+	file, ok := f.(*os.File)
+	if !ok {
+		return false
+	}
+	_, err := unix.IoctlGetTermios(int(file.Fd()), unix.TCGETS)
+	return err == nil
 }
