@@ -223,6 +223,8 @@ func importCommand() *cli.Command {
 		Name:      "import",
 		Usage:     "make a one-layer image from a root file system tarball (plain, gzip, bzip2 or zstd), like docker import",
 		ArgsUsage: "FILE|- [NAME]",
+		// --change 'CMD ["a", "b"]' is one value, commas and all.
+		DisableSliceFlagSeparator: true,
 		Flags: []cli.Flag{
 			&cli.StringSliceFlag{Name: "change", Aliases: []string{"c"}, Usage: "apply a Dockerfile `INSTRUCTION` to the config: " + strings.Join(archive.ChangeInstructions, ", ")},
 			&cli.StringFlag{Name: "message", Aliases: []string{"m"}, Usage: "comment recorded in the image history"},

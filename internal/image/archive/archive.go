@@ -215,7 +215,8 @@ func (a *Archive) Fetch(ctx context.Context, desc ocispec.Descriptor) (io.ReadCl
 	}
 	r, err := a.open(name)
 	if err != nil {
-		return nil, fmt.Errorf("blob %s: %w", desc.Digest, errors.Join(err, image.ErrNotFound))
+		// Both classifications, on one line (errors.Join would print two).
+		return nil, fmt.Errorf("blob %s: %w: %w", desc.Digest, image.ErrNotFound, err)
 	}
 	return io.NopCloser(r), nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -58,14 +59,14 @@ func (r *recordingIngester) rollback(cause error) error {
 	}
 	// The blobs go even when the load was cancelled.
 	ctx := context.Background()
-	var errs []error
+	var errs []string
 	for i := len(r.added) - 1; i >= 0; i-- {
 		if err := d.Delete(ctx, r.added[i]); err != nil && !errors.Is(err, content.ErrNotFound) {
-			errs = append(errs, err)
+			errs = append(errs, err.Error())
 		}
 	}
 	if len(errs) > 0 {
-		return fmt.Errorf("%w (and removing what it stored: %v)", cause, errors.Join(errs...))
+		return fmt.Errorf("%w (and removing what it stored: %s)", cause, strings.Join(errs, "; "))
 	}
 	return cause
 }
