@@ -6,12 +6,15 @@ import (
 	"compress/gzip"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"math/rand"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 
@@ -22,7 +25,9 @@ import (
 	"github.com/hako-runtime/hako/internal/content"
 	"github.com/hako-runtime/hako/internal/image"
 	"github.com/hako-runtime/hako/internal/image/remote"
+	"github.com/hako-runtime/hako/internal/snapshot/overlay"
 	"github.com/hako-runtime/hako/internal/testenv"
+	"github.com/hako-runtime/hako/internal/unpack"
 )
 
 // benchLayer is a gzip layer of about n bytes of text-like data (it
@@ -120,4 +125,136 @@ func refB(b *testing.B, s string) image.Reference {
 		b.Fatal(err)
 	}
 	return r
+}
+
+// BenchmarkPullUnpack pulls HAKO_BENCH_REF (an image in a plain-HTTP
+// registry, e.g. 127.0.0.1:5000/bench:latest) into a content store and
+// unpacks it into overlay snapshots, each layer as soon as it is
+// downloaded while the next ones still download: what `hako pull` does.
+// HAKO_BENCH_ROOT, if set, is the data root (it must not exist yet; one
+// subdirectory per iteration). scripts/bench-pull.sh runs it with
+// -test.benchtime 1x under hyperfine, next to skopeo copy + umoci unpack.
+func BenchmarkPullUnpack(b *testing.B) {
+	name := os.Getenv("HAKO_BENCH_REF")
+	if name == "" {
+		b.Skip("HAKO_BENCH_REF names the image to pull (scripts/bench-pull.sh sets it)")
+	}
+	ref := refB(b, name)
+	root := os.Getenv("HAKO_BENCH_ROOT")
+	if root == "" {
+		root = b.TempDir()
+	}
+	i := 0
+	for b.Loop() {
+		i++
+		if err := pullUnpack(context.Background(), ref, filepath.Join(root, strconv.Itoa(i))); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// pullUnpack is the pipeline of BenchmarkPullUnpack: remote.Pull runs in
+// the background and reports each blob as committed; ApplyLayers opens a
+// layer only once it is.
+func pullUnpack(ctx context.Context, ref image.Reference, root string) error {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	cs, err := content.NewLocal(filepath.Join(root, "content"))
+	if err != nil {
+		return err
+	}
+	sn, err := overlay.New(ctx, filepath.Join(root, "snapshots", "overlay"))
+	if err != nil {
+		return err
+	}
+	c := remote.New(remote.Options{})
+	repo, err := c.Repository(ref)
+	if err != nil {
+		return err
+	}
+	top, err := repo.Resolve(ctx)
+	if err != nil {
+		return err
+	}
+	raw, err := image.ReadAll(ctx, repo, top, image.MaxManifestSize)
+	if err != nil {
+		return err
+	}
+	m, err := image.ParseManifest(raw, top.MediaType)
+	if err != nil {
+		return err
+	}
+
+	var mu sync.Mutex
+	ready := map[digest.Digest]chan struct{}{}
+	readyCh := func(d digest.Digest) chan struct{} {
+		mu.Lock()
+		defer mu.Unlock()
+		if ready[d] == nil {
+			ready[d] = make(chan struct{})
+		}
+		return ready[d]
+	}
+	pulled := make(chan struct{})
+	go func() {
+		defer close(pulled)
+		_, err := c.Pull(ctx, ref, remote.PullOptions{Store: cs, Progress: func(p remote.Progress) {
+			if p.State != remote.ProgressDone && p.State != remote.ProgressExists {
+				return
+			}
+			ch := readyCh(p.Descriptor.Digest)
+			select {
+			case <-ch:
+			default:
+				close(ch)
+			}
+		}})
+		if err != nil {
+			cancel(fmt.Errorf("pull: %w", err))
+		}
+	}()
+	wait := func(d digest.Digest) error {
+		select {
+		case <-readyCh(d):
+			return nil
+		case <-ctx.Done():
+			return context.Cause(ctx)
+		}
+	}
+	if err := wait(m.Config.Digest); err != nil {
+		return err
+	}
+	cb, err := content.ReadBlob(ctx, cs, m.Config)
+	if err != nil {
+		return err
+	}
+	var cfg ocispec.Image
+	if err := json.Unmarshal(cb, &cfg); err != nil {
+		return err
+	}
+	if len(cfg.RootFS.DiffIDs) != len(m.Layers) {
+		return errors.New("config and manifest disagree on the layers")
+	}
+	layers := make([]unpack.Layer, len(m.Layers))
+	for i, l := range m.Layers {
+		layers[i] = unpack.Layer{DiffID: cfg.RootFS.DiffIDs[i], Open: func(ctx context.Context) (io.ReadCloser, error) {
+			if err := wait(l.Digest); err != nil {
+				return nil, err
+			}
+			ra, err := cs.ReaderAt(ctx, l)
+			if err != nil {
+				return nil, err
+			}
+			return struct {
+				io.Reader
+				io.Closer
+			}{io.NewSectionReader(ra, 0, ra.Size()), ra}, nil
+		}}
+	}
+	_, err = unpack.ApplyLayers(ctx, sn, layers, unpack.Options{})
+	if err != nil {
+		cancel(err)
+	}
+	<-pulled
+	return context.Cause(ctx)
 }
