@@ -35,7 +35,7 @@ func engineCommands() []engineCommand {
 	return []engineCommand{
 		{"pull", "pull an image from a registry", "images"},
 		{"images", "list images", "images"},
-		{"image", "manage images (inspect, prune)", "images"},
+		{"image", "manage images (inspect, mount, umount, prune)", "images"},
 		{"tag", "give an image another name", "images"},
 		{"rmi", "remove images", "images"},
 		{"load", "load images from an OCI archive or docker save tarball", "images"},
