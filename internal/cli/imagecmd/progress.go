@@ -206,7 +206,9 @@ func (v *pullView) ttyLine(r *layerRow) string {
 	var s string
 	switch st {
 	case "downloading", "verifying":
-		s = fmt.Sprintf("%s  %-11s %s %s/%s", short(r.digest), st, bar(r.done, r.total, 30), humanSize(r.done), humanSize(r.total))
+		// 26 columns before the bar, up to 17 after it ("999.9MB/999.9MB").
+		w := min(max(v.width-1-26-17-2, 10), 30)
+		s = fmt.Sprintf("%s  %-11s %s %s/%s", short(r.digest), st, bar(r.done, r.total, w), humanSize(r.done), humanSize(r.total))
 	default:
 		s = fmt.Sprintf("%s  %-11s %s", short(r.digest), st, humanSize(r.total))
 	}

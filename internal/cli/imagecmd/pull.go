@@ -109,14 +109,21 @@ func pullError(name string, err error) error {
 }
 
 // innermost is the last "; "-separated part of an error (an
-// EndpointsError lists every endpoint's failure), trimmed of the
-// operation prefixes that repeat the name.
+// EndpointsError lists every endpoint's failure), without the "pull
+// <name>: " prefixes that would repeat the name.
 func innermost(err error) string {
 	msg := err.Error()
 	if i := strings.LastIndex(msg, "; "); i >= 0 {
 		msg = msg[i+2:]
 	}
-	return msg
+	for {
+		i := strings.Index(msg, "pull ")
+		j := strings.Index(msg, ": ")
+		if i != 0 || j < 0 {
+			return msg
+		}
+		msg = msg[j+2:]
+	}
 }
 
 // notFound makes a store lookup failure say which image.
