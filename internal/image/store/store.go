@@ -281,51 +281,7 @@ func IsNotFound(err error) bool {
 // store, all platforms present included: the snapshots that images need,
 // which a snapshot collector must keep (besides containers' own).
 func (s *Store) ChainIDs(ctx context.Context) (map[digest.Digest]bool, error) {
-	recs, err := s.List(ctx)
-	if err != nil {
-		return nil, err
-	}
-	f := image.StoreFetcher{Provider: s.Content}
-	keep := map[digest.Digest]bool{}
-	var walk func(d ocispec.Descriptor, depth int) error
-	walk = func(d ocispec.Descriptor, depth int) error {
-		if depth > 8 {
-			return nil
-		}
-		if _, err := s.Content.Info(ctx, d.Digest); errors.Is(err, content.ErrNotFound) {
-			return nil // a platform never pulled
-		}
-		if image.IsIndex(d.MediaType) {
-			children, err := image.Children(ctx, f, d)
-			if err != nil {
-				return err
-			}
-			for _, c := range children {
-				if err := walk(c, depth+1); err != nil {
-					return err
-				}
-			}
-			return nil
-		}
-		img, _, err := image.FromDescriptor(f, d)
-		if err != nil || img == nil {
-			return nil // not an image (an artifact): no snapshots
-		}
-		cfg, err := img.Config(ctx)
-		if err != nil {
-			return err
-		}
-		for _, c := range image.ChainIDs(cfg.RootFS.DiffIDs) {
-			keep[c] = true
-		}
-		return nil
-	}
-	for _, r := range recs {
-		if err := walk(r.Target, 0); err != nil {
-			return nil, fmt.Errorf("chain IDs of %s: %w", r.Name, err)
-		}
-	}
-	return keep, nil
+	return s.neededChains(ctx, "")
 }
 
 // Push uploads the image named name to dest's registry ("" means name's

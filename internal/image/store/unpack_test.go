@@ -1,6 +1,8 @@
 package store_test
 
 import (
+	"archive/tar"
+	"bytes"
 	"context"
 	"errors"
 	"net/http"
@@ -15,6 +17,7 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/hako-runtime/hako/internal/image"
+	"github.com/hako-runtime/hako/internal/image/archive"
 	"github.com/hako-runtime/hako/internal/image/store"
 	"github.com/hako-runtime/hako/internal/snapshot"
 	"github.com/hako-runtime/hako/internal/testenv"
@@ -265,5 +268,67 @@ func TestSnapshotterRecorded(t *testing.T) {
 	s3, _ := store.Open(store.Options{DataRoot: dir, Snapshotter: store.SnapshotterOverlay})
 	if _, _, err := s3.Snapshotter(ctx); err == nil {
 		t.Fatal("a data root with native snapshots opened as overlay")
+	}
+}
+
+// TestMountUnpacksImported: an image that came without unpacking (import,
+// load) is unpacked by MountImage.
+func TestMountUnpacksImported(t *testing.T) {
+	testenv.RequireRoot(t)
+	ctx := context.Background()
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	tw.WriteHeader(&tar.Header{Name: "hello", Typeflag: tar.TypeReg, Mode: 0o644, Size: 2})
+	tw.Write([]byte("hi"))
+	tw.Close()
+	s := openWith(t, "", nil)
+	if _, err := s.Import(ctx, &buf, "imported:v1", archive.ImportOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	key, path, err := s.MountImage(ctx, "imported:v1", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.UnmountImage(ctx, key)
+	if b, err := os.ReadFile(filepath.Join(path, "hello")); err != nil || string(b) != "hi" {
+		t.Fatalf("hello = %q, %v", b, err)
+	}
+}
+
+// TestConcurrentPulls: two pulls of one image into one data root both
+// succeed and leave one snapshot per layer.
+func TestConcurrentPulls(t *testing.T) {
+	testenv.RequireRoot(t)
+	ctx := context.Background()
+	reg := testenv.StartRegistry(t, testenv.RegistryOptions{})
+	reg.PushImage(t, "lib/three", "v1", threeLayers(t))
+	dir := t.TempDir()
+	errs := make(chan error, 2)
+	for range 2 {
+		go func() {
+			s, err := store.Open(store.Options{DataRoot: dir})
+			if err == nil {
+				_, err = s.PullAndUnpack(ctx, reg.Host+"/lib/three:v1", store.PullOptions{}, nil)
+			}
+			errs <- err
+		}()
+	}
+	for range 2 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	s, _ := store.Open(store.Options{DataRoot: dir})
+	sn, _, _ := s.Snapshotter(ctx)
+	n := 0
+	sn.Walk(ctx, func(_ context.Context, i snapshot.Info) error {
+		if i.Kind != snapshot.KindCommitted {
+			t.Errorf("snapshot left: %+v", i)
+		}
+		n++
+		return nil
+	})
+	if n != 3 {
+		t.Fatalf("%d snapshots, want 3", n)
 	}
 }
