@@ -5,16 +5,20 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"io"
+	mrand "math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/opencontainers/go-digest"
+	"github.com/opencontainers/image-spec/specs-go"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/hako-runtime/hako/internal/image"
@@ -357,6 +361,111 @@ func TestImagesArchive(t *testing.T) {
 			t.Fatalf("a failed save left its file: %v", err)
 		}
 	})
+}
+
+// TestImagesArchiveInterrupted: SIGINT during a load of a large archive
+// either comes too late (the load succeeded) or leaves the data root as it
+// was: no name, no blob, no partial ingest. Which one happens depends on
+// the machine's speed; both are checked, neither is waited for.
+func TestImagesArchiveInterrupted(t *testing.T) {
+	testenv.RequireRoot(t)
+	bin := runtimeBinary(t)
+	if _, err := os.Stat(filepath.Join(filepath.Dir(bin), "hako-engine")); err != nil {
+		t.Skipf("the image commands need hako-engine beside %s", bin)
+	}
+	big := archiveBig(t, 3, 48<<20)
+	interrupted := 0
+	for i := 0; i < 3; i++ {
+		h := newArchiveHako(t, bin)
+		before := testenv.ReadStoreState(t, h.dataRoot)
+		full := []string{"--data-root", h.dataRoot, "load", "-i", big}
+		cmd := exec.Command(h.bin, full...)
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
+		// Interrupt once the load is writing its first (or, later
+		// rounds, a later) blob; or not at all if it ends first.
+		var err error
+	wait:
+		for {
+			select {
+			case err = <-done:
+				break wait
+			default:
+			}
+			st := testenv.ReadStoreState(t, h.dataRoot)
+			if len(st.Ingests) > 0 && len(st.Blobs) >= i {
+				cmd.Process.Signal(os.Interrupt)
+				err = <-done
+				break
+			}
+			time.Sleep(time.Millisecond)
+		}
+		if err == nil {
+			t.Logf("round %d: the load ended before the signal", i)
+			continue
+		}
+		interrupted++
+		if msg := stderr.String(); msg != "hako: load: interrupted; nothing was loaded\n" {
+			t.Fatalf("interrupted load: %v, stderr %q", err, msg)
+		}
+		testenv.RequireStoreUnchanged(t, h.dataRoot, before)
+	}
+	t.Logf("%d of 3 loads interrupted", interrupted)
+}
+
+// archiveBig writes an OCI archive of one image with n uncompressed layers
+// of size random bytes each (a layer is not unpacked by load, so it need
+// not be a tar).
+func archiveBig(t *testing.T, n, size int) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "big.tar")
+	f, err := os.Create(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	tw := tar.NewWriter(f)
+	add := func(name string, data []byte) {
+		if err := tw.WriteHeader(&tar.Header{Name: name, Mode: 0o644, Size: int64(len(data)), Typeflag: tar.TypeReg}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tw.Write(data); err != nil {
+			t.Fatal(err)
+		}
+	}
+	blob := func(mt string, data []byte) ocispec.Descriptor {
+		d := digest.FromBytes(data)
+		add("blobs/sha256/"+d.Encoded(), data)
+		return ocispec.Descriptor{MediaType: mt, Digest: d, Size: int64(len(data))}
+	}
+	rnd := mrand.New(mrand.NewPCG(1, 2))
+	var layers []ocispec.Descriptor
+	var diffIDs []digest.Digest
+	for range n {
+		data := make([]byte, size)
+		for i := 0; i < len(data); i += 8 {
+			binary.LittleEndian.PutUint64(data[i:], rnd.Uint64())
+		}
+		l := blob(ocispec.MediaTypeImageLayer, data)
+		layers = append(layers, l)
+		diffIDs = append(diffIDs, l.Digest)
+	}
+	cfg, _ := json.Marshal(ocispec.Image{Platform: ocispec.Platform{OS: "linux", Architecture: "amd64"}, RootFS: ocispec.RootFS{Type: "layers", DiffIDs: diffIDs}})
+	m, _ := json.Marshal(ocispec.Manifest{Versioned: specs.Versioned{SchemaVersion: 2}, MediaType: ocispec.MediaTypeImageManifest, Config: blob(ocispec.MediaTypeImageConfig, cfg), Layers: layers})
+	md := blob(ocispec.MediaTypeImageManifest, m)
+	md.Annotations = map[string]string{ocispec.AnnotationRefName: "example.com/big:1"}
+	idx, _ := json.Marshal(ocispec.Index{Versioned: specs.Versioned{SchemaVersion: 2}, MediaType: ocispec.MediaTypeImageIndex, Manifests: []ocispec.Descriptor{md}})
+	add("oci-layout", []byte(`{"imageLayoutVersion":"1.0.0"}`))
+	add("index.json", idx)
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return p
 }
 
 // archiveGzip writes src gzip-compressed to dst.

@@ -39,7 +39,7 @@ func loadCommand() *cli.Command {
 			if cmd.NArg() > 0 {
 				return fmt.Errorf("load: unexpected argument %q (the archive is given with -i FILE)", cmd.Args().First())
 			}
-			ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+			ctx, stop := archiveInterruptible(ctx)
 			defer stop()
 			s, err := openStore(cmd)
 			if err != nil {
@@ -47,6 +47,9 @@ func loadCommand() *cli.Command {
 			}
 			recs, err := archiveLoad(ctx, s, cmd.String("input"), cmd.Root().Reader)
 			if err != nil {
+				if ctx.Err() != nil {
+					return errors.New("load: interrupted; nothing was loaded")
+				}
 				return fmt.Errorf("load: %w", err)
 			}
 			w := cmd.Root().Writer
@@ -142,7 +145,7 @@ func saveCommand() *cli.Command {
 			if (out == "" || out == "-") && archiveIsTerminal(cmd.Root().Writer) {
 				return errors.New("save: refusing to write an archive to a terminal: use -o FILE or redirect standard output")
 			}
-			ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+			ctx, stop := archiveInterruptible(ctx)
 			defer stop()
 			s, err := openStore(cmd)
 			if err != nil {
@@ -273,7 +276,7 @@ func importCommand() *cli.Command {
 				defer f.Close()
 				r = f
 			}
-			ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+			ctx, stop := archiveInterruptible(ctx)
 			defer stop()
 			s, err := openStore(cmd)
 			if err != nil {
@@ -286,6 +289,9 @@ func importCommand() *cli.Command {
 				rec, err = s.Import(ctx, r, name, opts)
 			}
 			if err != nil {
+				if ctx.Err() != nil {
+					return errors.New("import: interrupted; nothing was imported")
+				}
 				return err // archive.Import's errors say "import: ..."
 			}
 			id, err := s.ImageID(ctx, rec)
@@ -296,6 +302,19 @@ func importCommand() *cli.Command {
 			return nil
 		},
 	}
+}
+
+// archiveInterruptible is ctx cancelled by SIGINT or SIGTERM, so that an
+// interrupted command rolls back (the archive package stops between
+// blobs and takes back what it stored) rather than dying half-way. A
+// second signal gets the default behaviour: it kills.
+func archiveInterruptible(ctx context.Context) (context.Context, context.CancelFunc) {
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	go func() {
+		<-ctx.Done()
+		stop()
+	}()
+	return ctx, stop
 }
 
 // archiveFind looks an image up by name, or by ID (as load and import

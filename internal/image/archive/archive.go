@@ -434,7 +434,10 @@ func (a *Archive) store(ctx context.Context, store content.Ingester, d ocispec.D
 		return err
 	}
 	defer rc.Close()
-	if err := content.WriteBlob(ctx, store, d, &ctxReader{ctx: ctx, r: rc}); err != nil {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if err := writeWhole(ctx, store, d, rc); err != nil {
 		return fmt.Errorf("store %s: %w", d.Digest, err)
 	}
 	return nil
