@@ -41,6 +41,12 @@ func newArchiveHako(t *testing.T, bin string) *archiveHako {
 // run runs hako with stdin read from the file at stdin ("" for none).
 func (h *archiveHako) run(stdin string, args ...string) result {
 	h.t.Helper()
+	return h.runWith(stdin, nil, args...)
+}
+
+// runWith is run, or with pipe set, stdin is a pipe that it is written to.
+func (h *archiveHako) runWith(stdin string, pipe []byte, args ...string) result {
+	h.t.Helper()
 	full := append([]string{"--data-root", h.dataRoot}, args...)
 	ctx, cancel := context.WithTimeout(context.Background(), cmdTimeout)
 	defer cancel()
@@ -54,6 +60,9 @@ func (h *archiveHako) run(stdin string, args ...string) result {
 		}
 		defer f.Close()
 		cmd.Stdin = f
+	}
+	if pipe != nil {
+		cmd.Stdin = bytes.NewReader(pipe) // exec copies it through a pipe
 	}
 	return runCmd(h.t, ctx, cmd, full)
 }
@@ -185,6 +194,15 @@ func TestImagesArchive(t *testing.T) {
 			t.Fatalf("load of the gzip archive printed %q", res.stdout)
 		}
 		testenv.RequireStoreUnchanged(t, h.dataRoot, before)
+		// Through a pipe (copied under the data root, then indexed).
+		gzBytes, _ := os.ReadFile(gz)
+		h2 := newArchiveHako(t, bin)
+		if res := h2.runWith("", gzBytes, "load"); res.code != 0 || res.stdout != "Loaded image: example.com/busybox:1\n" {
+			t.Fatalf("load from a pipe: %v", res)
+		}
+		if st := testenv.ReadStoreState(t, h2.dataRoot); len(st.Scratch) != 0 || len(st.Blobs) != 3 {
+			t.Fatalf("after a load from a pipe: %+v", st)
+		}
 	})
 
 	t.Run("save load save is byte-identical", func(t *testing.T) {

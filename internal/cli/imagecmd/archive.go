@@ -75,40 +75,60 @@ func loadCommand() *cli.Command {
 }
 
 // archiveLoad loads from the file at path, or from stdin for "" or "-".
-// An uncompressed file is read in place; a stream or a compressed file is
-// first copied (decompressed) under the data root.
+// An uncompressed file (stdin redirected from one too) is read in place;
+// a pipe or a compressed file is first copied (decompressed) under the
+// data root.
 func archiveLoad(ctx context.Context, s *store.Store, path string, stdin io.Reader) ([]metadata.Image, error) {
+	var f *os.File
+	name := path
 	if path == "" || path == "-" {
 		if archiveIsTerminal(stdin) {
 			return nil, errors.New("no archive given: use -i FILE or redirect standard input")
 		}
-		recs, err := s.LoadStream(ctx, stdin)
-		if err == nil && len(recs) == 0 {
-			err = errors.New("standard input holds no image")
+		name = "standard input"
+		sf, ok := stdin.(*os.File)
+		if !ok || !archiveIsPlainFileAtStart(sf) {
+			recs, err := s.LoadStream(ctx, stdin)
+			if err == nil && len(recs) == 0 {
+				err = errors.New("standard input holds no image")
+			}
+			return recs, err
 		}
-		return recs, err
-	}
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
+		f = sf
+	} else {
+		var err error
+		if f, err = os.Open(path); err != nil {
+			return nil, err
+		}
 	}
 	defer f.Close()
-	compressed, err := archive.IsCompressed(path)
+	compressed, err := archive.IsCompressed(f)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%s: %w", name, err)
 	}
 	if compressed {
 		return s.LoadStream(ctx, f)
 	}
-	a, err := archive.Open(ctx, path)
+	a, err := archive.OpenFile(ctx, f, name)
 	if err != nil {
 		return nil, err
 	}
 	defer a.Close()
 	if len(a.Images()) == 0 {
-		return nil, fmt.Errorf("archive %s holds no image", path)
+		return nil, fmt.Errorf("archive %s holds no image", name)
 	}
 	return s.LoadArchive(ctx, a)
+}
+
+// archiveIsPlainFileAtStart reports whether f is a regular file not yet
+// read from, which can be indexed in place like a named file.
+func archiveIsPlainFileAtStart(f *os.File) bool {
+	fi, err := f.Stat()
+	if err != nil || !fi.Mode().IsRegular() {
+		return false
+	}
+	off, err := f.Seek(0, io.SeekCurrent)
+	return err == nil && off == 0
 }
 
 func saveCommand() *cli.Command {

@@ -105,20 +105,21 @@ func OpenReader(ctx context.Context, r io.Reader, tempDir string) (*Archive, err
 	return openFile(ctx, f, "stream")
 }
 
-// IsCompressed reports whether the file at p starts with a gzip, bzip2 or
-// zstd header: such an archive is loaded through OpenReader.
-func IsCompressed(p string) (bool, error) {
-	f, err := os.Open(p)
-	if err != nil {
-		return false, fmt.Errorf("open archive: %w", err)
-	}
-	defer f.Close()
+// IsCompressed reports whether f starts with a gzip, bzip2 or zstd header:
+// such an archive is loaded through OpenReader.
+func IsCompressed(f io.ReaderAt) (bool, error) {
 	var magic [4]byte
-	n, err := io.ReadFull(f, magic[:])
-	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
-		return false, fmt.Errorf("read archive %s: %w", p, err)
+	n, err := f.ReadAt(magic[:], 0)
+	if err != nil && !errors.Is(err, io.EOF) {
+		return false, fmt.Errorf("read archive: %w", err)
 	}
 	return compression(magic[:n]) != "", nil
+}
+
+// OpenFile is Open for a file already open (standard input redirected from
+// a file); name is for messages. The archive owns f: Close closes it.
+func OpenFile(ctx context.Context, f *os.File, name string) (*Archive, error) {
+	return openFile(ctx, f, name)
 }
 
 func openFile(ctx context.Context, f *os.File, p string) (*Archive, error) {
