@@ -468,4 +468,18 @@ func TestImageErrors(t *testing.T) {
 		e.fails(c.want, c.args...)
 		e.empty()
 	}
+
+	// A config whose diffID is not the layer's: the unpack fails the pull,
+	// no name is recorded, and what was fetched goes at the next prune.
+	good := testenv.BuildImage(t, hostPlatform, testenv.TestLayer{"a": "a"}, testenv.TestLayer{"b": "b"})
+	bad := testenv.Rebuild(t, good, func(m *ocispec.Manifest, c *ocispec.Image) {
+		c.RootFS.DiffIDs[1] = c.RootFS.DiffIDs[0]
+	})
+	reg.PushImage(t, "lib/bad", "1", bad)
+	e.fails("diffID mismatch", "pull", reg.Host+"/lib/bad:1")
+	if res := e.ok("images", "-q"); res.stdout != "" {
+		t.Errorf("images after a failed pull: %q", res.stdout)
+	}
+	e.ok("image", "prune")
+	e.empty()
 }
