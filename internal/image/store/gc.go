@@ -211,7 +211,7 @@ func (s *Store) RemoveImage(ctx context.Context, name string, force bool) (Remov
 				continue // another name keeps the image: this is an untag
 			}
 			if users := t.usersOf(top); len(users) > 0 {
-				return RemoveReport{}, fmt.Errorf("%w: image %s is mounted (%s); unmount it or use --force", ErrInUse, rec.Name, strings.Join(users, ", "))
+				return RemoveReport{}, fmt.Errorf("%w: mounted as %s; unmount it or use --force", ErrInUse, strings.Join(users, ", "))
 			}
 		}
 	}
