@@ -15,6 +15,7 @@ import (
 
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	"golang.org/x/sys/unix"
 
 	"github.com/hako-runtime/hako/internal/snapshot/overlay"
 )
@@ -116,6 +117,9 @@ func BenchmarkApplyImage(b *testing.B) {
 		b.SetBytes(size)
 		for b.Loop() {
 			b.StopTimer()
+			// Start from clean pages: the previous iterations' writeback
+			// would otherwise land in this one.
+			unix.Sync()
 			sn, err := overlay.New(ctx, b.TempDir())
 			if err != nil {
 				b.Skip(err)

@@ -138,12 +138,16 @@ func Apply(ctx context.Context, root string, r io.Reader, opts Options) (digest.
 	}
 	defer closeDec()
 
-	m := &meter{r: dec, h: sha256.New(), max: opts.MaxSize}
 	a, err := newApplier(root, opts)
 	if err != nil {
 		return "", 0, err
 	}
 	defer a.close()
+	// Inflating runs ahead in its own goroutine; hashing stays here, which
+	// balances the two (inflate is the slower half).
+	ra := newReadAhead(dec)
+	defer ra.stop()
+	m := &meter{r: ra, h: sha256.New(), max: opts.MaxSize}
 
 	tr := tar.NewReader(m)
 	entries := 0

@@ -1,0 +1,115 @@
+package unpack
+
+import (
+	"errors"
+	"io"
+	"sync"
+)
+
+// Read-ahead sizes: the decompressor fills chunks of this size, up to
+// readAheadChunks of them ahead of the tar reader.
+const (
+	readAheadChunk  = 1 << 20
+	readAheadChunks = 4
+)
+
+// readAhead reads src in its own goroutine, so that inflating the stream
+// (over half of an unpack's CPU time for a gzip layer) runs on another
+// core while the applier creates files; the wall time of an unpack goes
+// from their sum to about the larger of the two. A single gzip stream
+// cannot be inflated in parallel, but it can be inflated ahead.
+//
+// Only the consumer calls Read and stop. src is only touched by the
+// producer goroutine until stop has returned or Read has returned io.EOF
+// (the producer's last act before sending EOF is its last read).
+type readAhead struct {
+	chunks chan chunk
+	free   chan []byte
+	done   chan struct{}
+	wg     sync.WaitGroup
+
+	cur  chunk
+	off  int
+	err  error // sticky, once the producer's error has been reached
+	once sync.Once
+}
+
+type chunk struct {
+	buf []byte
+	err error
+}
+
+func newReadAhead(src io.Reader) *readAhead {
+	ra := &readAhead{
+		chunks: make(chan chunk, readAheadChunks),
+		free:   make(chan []byte, readAheadChunks+1),
+		done:   make(chan struct{}),
+	}
+	for range readAheadChunks + 1 {
+		ra.free <- make([]byte, readAheadChunk)
+	}
+	ra.wg.Add(1)
+	go ra.produce(src)
+	return ra
+}
+
+func (ra *readAhead) produce(src io.Reader) {
+	defer ra.wg.Done()
+	for {
+		var buf []byte
+		select {
+		case buf = <-ra.free:
+		case <-ra.done:
+			return
+		}
+		n, err := io.ReadFull(src, buf)
+		if errors.Is(err, io.ErrUnexpectedEOF) {
+			err = io.EOF
+		}
+		if n > 0 {
+			select {
+			case ra.chunks <- chunk{buf: buf[:n]}:
+			case <-ra.done:
+				return
+			}
+		}
+		if err != nil {
+			select {
+			case ra.chunks <- chunk{err: err}:
+			case <-ra.done:
+			}
+			return
+		}
+	}
+}
+
+func (ra *readAhead) Read(p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	for ra.off == len(ra.cur.buf) {
+		if ra.err != nil {
+			return 0, ra.err
+		}
+		if ra.cur.buf != nil {
+			ra.free <- ra.cur.buf[:cap(ra.cur.buf)]
+			ra.cur, ra.off = chunk{}, 0
+		}
+		c := <-ra.chunks
+		if c.err != nil {
+			ra.err = c.err
+			return 0, c.err
+		}
+		ra.cur, ra.off = c, 0
+	}
+	n := copy(p, ra.cur.buf[ra.off:])
+	ra.off += n
+	return n, nil
+}
+
+// stop ends the producer and waits for it, so that src may be closed.
+// A read of src in flight is waited for.
+func (ra *readAhead) stop() {
+	ra.once.Do(func() { close(ra.done) })
+	ra.wg.Wait()
+}
