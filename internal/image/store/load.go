@@ -92,14 +92,23 @@ func (s *Store) ImportUnnamed(ctx context.Context, r io.Reader, opts archive.Imp
 }
 
 // putNamed records name -> target and drops the dangling record of the
-// same content, which the name now keeps.
+// same content, which the name now keeps. The image the name pointed at
+// before, if other, becomes dangling unless another name holds it, as
+// `docker load` does ("renaming the old one ... to empty string"): it is
+// not silently left for the collector.
 func (s *Store) putNamed(ctx context.Context, name string, target ocispec.Descriptor, labels map[string]string) (metadata.Image, error) {
+	old, oldErr := s.Meta.GetImage(ctx, name)
 	rec, err := s.Meta.PutImage(ctx, metadata.Image{Name: name, Target: target, Labels: labels})
 	if err != nil {
 		return rec, err
 	}
 	if err := s.Meta.DeleteImage(ctx, DanglingName(target.Digest)); err != nil && !IsNotFound(err) {
 		return rec, err
+	}
+	if oldErr == nil && old.Target.Digest != target.Digest {
+		if _, err := s.putDangling(ctx, old.Target); err != nil {
+			return rec, err
+		}
 	}
 	return rec, nil
 }

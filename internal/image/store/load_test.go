@@ -127,3 +127,29 @@ func TestImportUnnamed(t *testing.T) {
 	}
 	testenv.RequireStoreUnchanged(t, root, before)
 }
+
+// TestLoadReplacesName: loading another image under a name keeps the one
+// it pointed at as a dangling image, as docker load does.
+func TestLoadReplacesName(t *testing.T) {
+	ctx := context.Background()
+	v1 := testenv.BuildImage(t, amd64, testenv.TestLayer{"v": "1"})
+	v2 := testenv.BuildImage(t, amd64, testenv.TestLayer{"v": "2"})
+	s := open(t)
+	for _, img := range []*testenv.TestImage{v1, v2} {
+		if _, err := s.LoadStream(ctx, bytes.NewReader(layoutTar(t, img, "example.com/app:1"))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	list, _ := s.List(ctx)
+	if len(list) != 2 || list[0].Name != "example.com/app:1" || list[0].Target.Digest != v2.Manifest.Digest || list[1].Name != store.DanglingName(v1.Manifest.Digest) {
+		t.Fatalf("after loading v2 over v1: %+v", list)
+	}
+	// Loading v1 by name again: the name moves back, v2 is the dangling one.
+	if _, err := s.LoadStream(ctx, bytes.NewReader(layoutTar(t, v1, "example.com/app:1"))); err != nil {
+		t.Fatal(err)
+	}
+	list, _ = s.List(ctx)
+	if len(list) != 2 || list[0].Target.Digest != v1.Manifest.Digest || list[1].Name != store.DanglingName(v2.Manifest.Digest) {
+		t.Fatalf("after loading v1 again: %+v", list)
+	}
+}
