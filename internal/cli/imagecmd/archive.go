@@ -190,7 +190,13 @@ func saveCommand() *cli.Command {
 				}
 				imgs = append(imgs, img)
 			}
-			save := func(w io.Writer) error { return archive.Save(ctx, w, s.Content, imgs, opts) }
+			save := func(w io.Writer) error {
+				err := archive.Save(ctx, w, s.Content, imgs, opts)
+				if err != nil && ctx.Err() != nil {
+					return errors.New("save: interrupted")
+				}
+				return err
+			}
 			if out == "" || out == "-" {
 				bw := bufio.NewWriterSize(cmd.Root().Writer, 1<<20)
 				if err := save(bw); err != nil {
