@@ -46,7 +46,18 @@ type applier struct {
 	buf  []byte
 	// lowers are O_PATH fds of Options.Lowers (overlay mode only).
 	lowers []int
+	// dirFds caches O_PATH fds of directories by clean name: archives
+	// list a directory's entries together, so most entries have the
+	// parent of the entry before, and resolving it again from the root
+	// (plus closing it) was two of the ten system calls per file. A cached
+	// fd stays right until something is removed: only a removal can make
+	// a name resolve elsewhere (creating a name never changes where an
+	// existing path leads), and every removal empties the cache.
+	dirFds map[string]int
 }
+
+// maxDirFds bounds the fds dirFds holds; when full it starts over.
+const maxDirFds = 128
 
 type dirTime struct {
 	name string
@@ -65,6 +76,7 @@ func newApplier(root string, opts Options) (*applier, error) {
 		touched:   map[string]struct{}{"": {}},
 		whitedOut: map[string]struct{}{},
 		buf:       make([]byte, 1<<17),
+		dirFds:    map[string]int{},
 	}
 	if opts.Whiteouts == WhiteoutOverlay {
 		for _, l := range opts.Lowers {
@@ -80,6 +92,7 @@ func newApplier(root string, opts Options) (*applier, error) {
 }
 
 func (a *applier) close() {
+	a.dropDirs()
 	_ = a.root.Close()
 	for _, fd := range a.lowers {
 		unix.Close(fd)
@@ -119,6 +132,8 @@ func (a *applier) apply(hdr *tar.Header, r io.Reader) error {
 	dir, base := path.Split(name)
 	dir = strings.TrimSuffix(dir, "/")
 	if strings.HasPrefix(base, whiteoutPrefix) {
+		// Whiteouts remove (and are rare): start the cache over.
+		a.dropDirs()
 		if err := a.whiteout(dir, base); err != nil {
 			return fail("apply whiteout", err)
 		}
@@ -133,17 +148,16 @@ func (a *applier) apply(hdr *tar.Header, r io.Reader) error {
 		if hdr.Typeflag != tar.TypeDir {
 			return fail("check name", fmt.Errorf("%w: the root can only be a directory", ErrInvalidEntry))
 		}
-		if err := a.setMeta(a.rootFd, "", hdr); err != nil {
+		if err := a.setMeta(a.rootFd, "", hdr, nil); err != nil {
 			return fail("set root attributes", err)
 		}
 		a.dirs = append(a.dirs, dirTime{name: "", ts: times(hdr)})
 		return nil
 	}
-	parent, err := a.mkdirParent(dir)
+	parent, err := a.parentDir(dir)
 	if err != nil {
 		return fail("open parent directory", err)
 	}
-	defer unix.Close(parent)
 
 	var linkParent int = -1
 	var linkBase string
@@ -155,43 +169,48 @@ func (a *applier) apply(hdr *tar.Header, r io.Reader) error {
 		defer unix.Close(linkParent)
 	}
 
-	isDir := hdr.Typeflag == tar.TypeDir
-	existingDir, err := replace(parent, base, isDir)
-	if err != nil {
-		return fail("replace existing entry", err)
-	}
-
+	// Each kind is created first and what is in the way replaced only on
+	// EEXIST: in a fresh snapshot nothing ever is, which saves a stat per
+	// entry. O_EXCL, mkdirat, symlinkat, mknodat and linkat never follow
+	// a symlink in the last component.
 	switch hdr.Typeflag {
 	case tar.TypeReg, tar.TypeRegA, tar.TypeGNUSparse:
 		if err := a.writeFile(parent, base, hdr, r); err != nil {
 			return fail("write file", err)
 		}
 	case tar.TypeDir:
-		if !existingDir {
-			if err := unix.Mkdirat(parent, base, 0o700); err != nil {
-				return fail("create directory", err)
-			}
+		_, err := a.create(parent, base, true, func() error {
+			return unix.Mkdirat(parent, base, uint32(hdr.Mode)&0o777)
+		})
+		if err != nil {
+			return fail("create directory", err)
 		}
 		if _, ok := a.whitedOut[name]; ok && a.mode == WhiteoutOverlay {
 			if err := setXattrAt(parent, base, overlayOpaqueXattr, "y"); err != nil {
 				return fail("mark directory opaque", err)
 			}
 		}
-		if err := a.setMeta(parent, base, hdr); err != nil {
+		if err := a.setMetaAt(parent, base, hdr); err != nil {
 			return fail("set attributes", err)
 		}
 		a.dirs = append(a.dirs, dirTime{name: name, ts: times(hdr)})
 	case tar.TypeSymlink:
-		if err := unix.Symlinkat(hdr.Linkname, parent, base); err != nil {
+		_, err := a.create(parent, base, false, func() error {
+			return unix.Symlinkat(hdr.Linkname, parent, base)
+		})
+		if err != nil {
 			return fail("create symlink", err)
 		}
-		if err := a.setMeta(parent, base, hdr); err != nil {
+		if err := a.setMetaAt(parent, base, hdr); err != nil {
 			return fail("set attributes", err)
 		}
 	case tar.TypeLink:
 		// Flags 0: a hardlink to a symlink links the symlink itself,
 		// never what it points to.
-		if err := unix.Linkat(linkParent, linkBase, parent, base, 0); err != nil {
+		_, err := a.create(parent, base, false, func() error {
+			return unix.Linkat(linkParent, linkBase, parent, base, 0)
+		})
+		if err != nil {
 			return fail("create hardlink to "+hdr.Linkname, err)
 		}
 	case tar.TypeChar, tar.TypeBlock, tar.TypeFifo:
@@ -203,10 +222,13 @@ func (a *applier) apply(hdr *tar.Header, r io.Reader) error {
 			mode = unix.S_IFBLK
 		}
 		dev := unix.Mkdev(uint32(hdr.Devmajor), uint32(hdr.Devminor))
-		if err := unix.Mknodat(parent, base, mode|0o600, int(dev)); err != nil {
+		_, err := a.create(parent, base, false, func() error {
+			return unix.Mknodat(parent, base, mode|0o600, int(dev))
+		})
+		if err != nil {
 			return fail("create device node", err)
 		}
-		if err := a.setMeta(parent, base, hdr); err != nil {
+		if err := a.setMetaAt(parent, base, hdr); err != nil {
 			return fail("set attributes", err)
 		}
 	}
@@ -462,42 +484,163 @@ func replace(parent int, base string, isDir bool) (bool, error) {
 	return false, unix.Unlinkat(parent, base, 0)
 }
 
+// create runs mk, which creates base in parent. If base is in the way
+// (EEXIST), it is replaced and mk runs again; a directory onto a
+// directory is kept instead (layer.md: directories merge), which create
+// reports.
+func (a *applier) create(parent int, base string, isDir bool, mk func() error) (bool, error) {
+	err := mk()
+	if !errors.Is(err, unix.EEXIST) {
+		return false, err
+	}
+	kept, err := replace(parent, base, isDir)
+	if err != nil || kept {
+		return kept, err
+	}
+	// Something was removed: cached directories may now resolve
+	// elsewhere (base may have been one, or a symlink on their path).
+	// parent itself still resolves where it did.
+	a.dropDirsExcept(parent)
+	return false, mk()
+}
+
+// parentDir returns an O_PATH fd of directory dir (a clean name inside the
+// root), creating missing directories, from the cache: the fd belongs to
+// the cache and is not closed by the caller.
+func (a *applier) parentDir(dir string) (int, error) {
+	if fd, ok := a.dirFds[dir]; ok {
+		return fd, nil
+	}
+	fd, err := a.mkdirParent(dir)
+	if err != nil {
+		return -1, err
+	}
+	a.cacheDir(dir, fd)
+	return fd, nil
+}
+
+// lookupDir is parentDir without creating anything.
+func (a *applier) lookupDir(dir string) (int, error) {
+	if fd, ok := a.dirFds[dir]; ok {
+		return fd, nil
+	}
+	fd, err := a.openParent(dir)
+	if err != nil {
+		return -1, err
+	}
+	a.cacheDir(dir, fd)
+	return fd, nil
+}
+
+func (a *applier) cacheDir(dir string, fd int) {
+	if len(a.dirFds) >= maxDirFds {
+		a.dropDirs()
+	}
+	a.dirFds[dir] = fd
+}
+
+// dropDirs empties the directory cache; called before anything is removed.
+func (a *applier) dropDirs() { a.dropDirsExcept(-1) }
+
+// dropDirsExcept empties the cache but for the entry of fd keep.
+func (a *applier) dropDirsExcept(keep int) {
+	for dir, fd := range a.dirFds {
+		if fd != keep {
+			unix.Close(fd)
+			delete(a.dirFds, dir)
+		}
+	}
+}
+
 func (a *applier) writeFile(parent int, base string, hdr *tar.Header, r io.Reader) error {
-	fd, err := unix.Openat(parent, base, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+	fd := -1
+	_, err := a.create(parent, base, false, func() (err error) {
+		fd, err = unix.Openat(parent, base, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, uint32(hdr.Mode)&0o777)
+		return err
+	})
 	if err != nil {
 		return err
 	}
-	f := os.NewFile(uintptr(fd), base)
-	defer f.Close()
-	n, err := io.CopyBuffer(writerOnly{f}, io.LimitReader(r, hdr.Size), a.buf)
+	defer func() {
+		if fd >= 0 {
+			unix.Close(fd)
+		}
+	}()
+	n, err := copyToFd(fd, io.LimitReader(r, hdr.Size), a.buf)
 	if err != nil {
 		return err
 	}
 	if n != hdr.Size {
 		return fmt.Errorf("%w: content is %d bytes, header says %d", ErrInvalidEntry, n, hdr.Size)
 	}
-	if err := a.setMeta(parent, base, hdr); err != nil {
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
 		return err
 	}
-	return f.Close()
+	if err := a.setMeta(parent, base, hdr, &st); err != nil {
+		return err
+	}
+	err = unix.Close(fd)
+	fd = -1
+	return err
 }
 
-// writerOnly hides os.File's ReadFrom, which would allocate per file.
-type writerOnly struct{ io.Writer }
+// copyToFd copies r to the file fd with write(2) directly: wrapping each
+// fd in an os.File costs an fcntl and an allocation per file.
+func copyToFd(fd int, r io.Reader, buf []byte) (int64, error) {
+	var total int64
+	for {
+		n, rerr := r.Read(buf)
+		for b := buf[:n]; len(b) > 0; {
+			w, err := unix.Write(fd, b)
+			if errors.Is(err, unix.EINTR) {
+				continue
+			}
+			if err != nil {
+				return total, err
+			}
+			b = b[w:]
+			total += int64(w)
+		}
+		if rerr == io.EOF {
+			return total, nil
+		}
+		if rerr != nil {
+			return total, rerr
+		}
+	}
+}
+
+// setMetaAt is setMeta for an entry just created as base in parent.
+func (a *applier) setMetaAt(parent int, base string, hdr *tar.Header) error {
+	var st unix.Stat_t
+	if err := unix.Fstatat(parent, base, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		return err
+	}
+	return a.setMeta(parent, base, hdr, &st)
+}
 
 // setMeta sets owner, mode, xattrs and (except for directories, done last)
 // times of base in parent, never following a symlink. base "" means the
 // parent itself. Owner goes first because chown clears setuid/setgid bits.
-func (a *applier) setMeta(parent int, base string, hdr *tar.Header) error {
+// With st, what base has now, owner and mode are only set when they
+// differ (chown and chmod write the inode even when nothing changes): a
+// new file already has the owner root gives it and, after umask, usually
+// the mode asked for at creation.
+func (a *applier) setMeta(parent int, base string, hdr *tar.Header, st *unix.Stat_t) error {
 	flags := unix.AT_SYMLINK_NOFOLLOW
 	if base == "" {
 		flags |= unix.AT_EMPTY_PATH
 	}
-	if err := unix.Fchownat(parent, base, hdr.Uid, hdr.Gid, flags); err != nil {
-		return fmt.Errorf("chown %d:%d: %w", hdr.Uid, hdr.Gid, err)
+	chown := st == nil || int64(st.Uid) != int64(hdr.Uid) || int64(st.Gid) != int64(hdr.Gid)
+	if chown {
+		if err := unix.Fchownat(parent, base, hdr.Uid, hdr.Gid, flags); err != nil {
+			return fmt.Errorf("chown %d:%d: %w", hdr.Uid, hdr.Gid, err)
+		}
 	}
-	if hdr.Typeflag != tar.TypeSymlink {
-		if err := chmodAt(parent, base, uint32(hdr.Mode)&0o7777); err != nil {
+	mode := uint32(hdr.Mode) & 0o7777
+	if hdr.Typeflag != tar.TypeSymlink && (chown || st.Mode&0o7777 != mode) {
+		if err := chmodAt(parent, base, mode); err != nil {
 			return fmt.Errorf("chmod %o: %w", hdr.Mode&0o7777, err)
 		}
 	}
@@ -537,7 +680,7 @@ func (a *applier) finish() error {
 	for i := len(a.dirs) - 1; i >= 0; i-- {
 		d := a.dirs[i]
 		dir, base := path.Split(d.name)
-		parent, err := a.openParent(strings.TrimSuffix(dir, "/"))
+		parent, err := a.lookupDir(strings.TrimSuffix(dir, "/"))
 		if err != nil {
 			return &EntryError{Name: d.name, Op: "set directory times", Err: err}
 		}
@@ -546,7 +689,6 @@ func (a *applier) finish() error {
 			flags |= unix.AT_EMPTY_PATH
 		}
 		err = unix.UtimesNanoAt(parent, base, d.ts, flags)
-		unix.Close(parent)
 		if err != nil && !errors.Is(err, unix.ENOENT) {
 			// ENOENT: a later entry of the layer replaced it.
 			return &EntryError{Name: d.name, Op: "set directory times", Err: err}

@@ -273,3 +273,50 @@ func TestRootEntry(t *testing.T) {
 		t.Errorf("root mode %o owner %d:%d mtime %d", st.Mode, st.Uid, st.Gid, st.Mtim.Sec)
 	}
 }
+
+// TestReplacedParent checks the parent directory cache: once a directory
+// is replaced (by a symlink, a file, a new directory), later entries below
+// its name go where the name leads now, never into the removed directory.
+// Also that owner and mode are set when a new entry does not get them by
+// itself: umask, a setgid parent, a directory kept from before.
+func TestReplacedParent(t *testing.T) {
+	testenv.RequireRoot(t)
+	s := newSandbox(t)
+	setgid := dir("g/")
+	setgid.mode, setgid.gid = 0o2775, 50
+	inG := file("g/f", "x") // would inherit gid 50
+	inG.mode = 0o664        // umask 022 would give 0644
+	sub := dir("g/sub/")    // would inherit setgid
+	again := dir("a/")      // merges with the existing a/
+	again.mode, again.uid, again.gid = 0o700, 7, 8
+	b := layer(t,
+		dir("a/"), file("a/x", "1"), dir("b/"),
+		symlink("a", "b"), file("a/y", "through the symlink"), // a/ was cached
+		dir("c/"), dir("c/d/"), file("c/d/x", "1"),
+		file("c", "now a file"), dir("c/"), file("c/z", "new c"), // c/ and c/d/ were cached
+		setgid, inG, sub, again,
+	)
+	if _, _, err := Apply(context.Background(), s.root, bytes.NewReader(b), Options{}); err != nil {
+		t.Fatal(err)
+	}
+	s.check(t)
+	r := func(p string) string { return filepath.Join(s.root, p) }
+	if got, err := os.ReadFile(r("b/y")); err != nil || string(got) != "through the symlink" {
+		t.Errorf("b/y = %q, %v", got, err)
+	}
+	if _, err := os.Lstat(r("c/d")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("c/d survived the replacement of c: %v", err)
+	}
+	if got, err := os.ReadFile(r("c/z")); err != nil || string(got) != "new c" {
+		t.Errorf("c/z = %q, %v", got, err)
+	}
+	if st := lstat(t, r("g/f")); st.Gid != 0 || st.Mode != unix.S_IFREG|0o664 {
+		t.Errorf("g/f gid %d mode %o, want 0 and 0664", st.Gid, st.Mode)
+	}
+	if st := lstat(t, r("g/sub")); st.Gid != 0 || st.Mode != unix.S_IFDIR|0o755 {
+		t.Errorf("g/sub gid %d mode %o, want 0 and 0755 (no inherited setgid)", st.Gid, st.Mode)
+	}
+	if st := lstat(t, r("a")); st.Mode&unix.S_IFMT != unix.S_IFDIR || st.Uid != 7 || st.Gid != 8 || st.Mode&0o7777 != 0o700 {
+		t.Errorf("a: mode %o owner %d:%d, want a 0700 directory owned 7:8", st.Mode, st.Uid, st.Gid)
+	}
+}
