@@ -20,6 +20,14 @@ import (
 //   - anything else is mounted on a temporary directory and applied there
 //     with native whiteouts (the filesystem records deletions itself).
 func ApplyMounts(ctx context.Context, mounts []mount.Mount, r io.Reader, opts Options) (digest.Digest, int64, error) {
+	return applyMounts(mounts, opts, func(root string, opts Options) (digest.Digest, int64, error) {
+		return Apply(ctx, root, r, opts)
+	})
+}
+
+// applyMounts picks the directory and whiteout mode for mounts, as
+// ApplyMounts describes, and calls apply there.
+func applyMounts(mounts []mount.Mount, opts Options, apply func(root string, opts Options) (digest.Digest, int64, error)) (digest.Digest, int64, error) {
 	if len(mounts) == 1 {
 		m := mounts[0]
 		switch {
@@ -28,7 +36,7 @@ func ApplyMounts(ctx context.Context, mounts []mount.Mount, r io.Reader, opts Op
 				return "", 0, fmt.Errorf("apply layer: bind mount of %s is read-only", m.Source)
 			}
 			opts.Whiteouts = WhiteoutNative
-			return Apply(ctx, m.Source, r, opts)
+			return apply(m.Source, opts)
 		case m.Type == "overlay" && m.Target == "":
 			if upper := overlayOption(m, "upperdir"); upper != "" {
 				opts.Whiteouts = WhiteoutOverlay
@@ -36,7 +44,7 @@ func ApplyMounts(ctx context.Context, mounts []mount.Mount, r io.Reader, opts Op
 				if l := overlayOption(m, "lowerdir"); l != "" {
 					opts.Lowers = strings.Split(l, ":")
 				}
-				return Apply(ctx, upper, r, opts)
+				return apply(upper, opts)
 			}
 		}
 	}
@@ -47,7 +55,7 @@ func ApplyMounts(ctx context.Context, mounts []mount.Mount, r io.Reader, opts Op
 	err := mount.WithTempMount(mounts, func(root string) error {
 		opts.Whiteouts = WhiteoutNative
 		var err error
-		d, size, err = Apply(ctx, root, r, opts)
+		d, size, err = apply(root, opts)
 		return err
 	})
 	return d, size, err

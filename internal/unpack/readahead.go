@@ -6,11 +6,14 @@ import (
 	"sync"
 )
 
-// Read-ahead sizes: the decompressor fills chunks of this size, up to
-// readAheadChunks of them ahead of the tar reader.
+// Read-ahead sizes. The decompressor fills chunks of readAheadChunk
+// bytes; Apply lets it run readAheadChunks ahead of the tar reader, and
+// ApplyLayers lets the next layer's run up to prefetchChunks ahead while
+// the current layer is applied.
 const (
 	readAheadChunk  = 1 << 20
 	readAheadChunks = 4
+	prefetchChunks  = 64
 )
 
 // readAhead reads src in its own goroutine, so that inflating the stream
@@ -20,13 +23,14 @@ const (
 // cannot be inflated in parallel, but it can be inflated ahead.
 //
 // Only the consumer calls Read and stop. src is only touched by the
-// producer goroutine until stop has returned or Read has returned io.EOF
-// (the producer's last act before sending EOF is its last read).
+// producer goroutine until stop has returned or Read has returned an
+// error (the producer's last act before sending it is its last read).
 type readAhead struct {
 	chunks chan chunk
 	free   chan []byte
 	done   chan struct{}
 	wg     sync.WaitGroup
+	max    int // buffers the producer may allocate
 
 	cur  chunk
 	off  int
@@ -39,14 +43,14 @@ type chunk struct {
 	err error
 }
 
-func newReadAhead(src io.Reader) *readAhead {
+// newReadAhead starts reading src with at most n chunks in flight;
+// buffers are allocated as the producer gets ahead, not up front.
+func newReadAhead(src io.Reader, n int) *readAhead {
 	ra := &readAhead{
-		chunks: make(chan chunk, readAheadChunks),
-		free:   make(chan []byte, readAheadChunks+1),
+		chunks: make(chan chunk, n),
+		free:   make(chan []byte, n+1),
 		done:   make(chan struct{}),
-	}
-	for range readAheadChunks + 1 {
-		ra.free <- make([]byte, readAheadChunk)
+		max:    n + 1,
 	}
 	ra.wg.Add(1)
 	go ra.produce(src)
@@ -55,12 +59,22 @@ func newReadAhead(src io.Reader) *readAhead {
 
 func (ra *readAhead) produce(src io.Reader) {
 	defer ra.wg.Done()
+	allocated := 0
 	for {
 		var buf []byte
 		select {
 		case buf = <-ra.free:
-		case <-ra.done:
-			return
+		default:
+			if allocated < ra.max {
+				buf = make([]byte, readAheadChunk)
+				allocated++
+				break
+			}
+			select {
+			case buf = <-ra.free:
+			case <-ra.done:
+				return
+			}
 		}
 		n, err := io.ReadFull(src, buf)
 		if errors.Is(err, io.ErrUnexpectedEOF) {

@@ -15,7 +15,7 @@ func TestReadAhead(t *testing.T) {
 
 	t.Run("all bytes in order", func(t *testing.T) {
 		// OneByteReader makes the producer assemble chunks from many reads.
-		ra := newReadAhead(iotest.HalfReader(bytes.NewReader(data)))
+		ra := newReadAhead(iotest.HalfReader(bytes.NewReader(data)), 2)
 		defer ra.stop()
 		got, err := io.ReadAll(iotest.OneByteReader(io.LimitReader(ra, 1000)))
 		if err != nil || !bytes.Equal(got, data[:1000]) {
@@ -31,7 +31,7 @@ func TestReadAhead(t *testing.T) {
 	})
 	t.Run("error after data", func(t *testing.T) {
 		boom := errors.New("boom")
-		ra := newReadAhead(io.MultiReader(bytes.NewReader(data[:100]), iotest.ErrReader(boom)))
+		ra := newReadAhead(io.MultiReader(bytes.NewReader(data[:100]), iotest.ErrReader(boom)), readAheadChunks)
 		defer ra.stop()
 		got, err := io.ReadAll(ra)
 		if !errors.Is(err, boom) || !bytes.Equal(got, data[:100]) {
@@ -41,7 +41,7 @@ func TestReadAhead(t *testing.T) {
 	t.Run("stop before the end", func(t *testing.T) {
 		// An endless source: stop must end the producer, blocked on a
 		// full queue, without the consumer reading on.
-		ra := newReadAhead(neverEnding{})
+		ra := newReadAhead(neverEnding{}, readAheadChunks)
 		if _, err := io.ReadFull(ra, make([]byte, 10)); err != nil {
 			t.Fatal(err)
 		}

@@ -121,6 +121,21 @@ func (e *EntryError) Unwrap() error { return e.Err }
 // snapshot. A diffID mismatch is only known after the whole stream has been
 // applied, so the same holds for ErrDiffIDMismatch.
 func Apply(ctx context.Context, root string, r io.Reader, opts Options) (digest.Digest, int64, error) {
+	opts, err := opts.withDefaults()
+	if err != nil {
+		return "", 0, err
+	}
+	dec, closeDec, err := decompress(&ctxReader{ctx: ctx, r: r})
+	if err != nil {
+		return "", 0, err
+	}
+	defer closeDec()
+	ra := newReadAhead(dec, readAheadChunks)
+	defer ra.stop()
+	return applyTar(ctx, root, ra, opts)
+}
+
+func (opts Options) withDefaults() (Options, error) {
 	if opts.MaxSize <= 0 {
 		opts.MaxSize = DefaultMaxSize
 	}
@@ -129,25 +144,22 @@ func Apply(ctx context.Context, root string, r io.Reader, opts Options) (digest.
 	}
 	if opts.DiffID != "" {
 		if err := opts.DiffID.Validate(); err != nil {
-			return "", 0, fmt.Errorf("expected diffID %q: %w", opts.DiffID, err)
+			return opts, fmt.Errorf("expected diffID %q: %w", opts.DiffID, err)
 		}
 	}
-	dec, closeDec, err := decompress(&ctxReader{ctx: ctx, r: r})
-	if err != nil {
-		return "", 0, err
-	}
-	defer closeDec()
+	return opts, nil
+}
 
+// applyTar applies the uncompressed layer r, which the caller reads ahead
+// (inflating runs in its own goroutine); hashing stays here, which
+// balances the two (inflate is the slower half).
+func applyTar(ctx context.Context, root string, r io.Reader, opts Options) (digest.Digest, int64, error) {
 	a, err := newApplier(root, opts)
 	if err != nil {
 		return "", 0, err
 	}
 	defer a.close()
-	// Inflating runs ahead in its own goroutine; hashing stays here, which
-	// balances the two (inflate is the slower half).
-	ra := newReadAhead(dec)
-	defer ra.stop()
-	m := &meter{r: ra, h: sha256.New(), max: opts.MaxSize}
+	m := &meter{r: r, h: sha256.New(), max: opts.MaxSize}
 
 	tr := tar.NewReader(m)
 	entries := 0
