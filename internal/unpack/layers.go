@@ -65,9 +65,13 @@ func ApplyLayers(ctx context.Context, sn snapshot.Snapshotter, layers []Layer, o
 			next.stop()
 		}
 	}()
+	// nextPresent: the look-ahead found layer i+1 committed already, so
+	// it is not asked again (a committed snapshot stays; asking twice
+	// would only report it twice to a snapshotter that reports).
+	nextPresent := false
 	for i, l := range layers {
-		cur := next
-		next = nil
+		cur, known := next, nextPresent
+		next, nextPresent = nil, false
 		var parent digest.Digest
 		if i > 0 {
 			parent = chains[i-1]
@@ -76,14 +80,26 @@ func ApplyLayers(ctx context.Context, sn snapshot.Snapshotter, layers []Layer, o
 			if cur != nil {
 				defer cur.stop()
 			}
+			if known {
+				return nil
+			}
 			done, err := present(ctx, sn, chains[i])
 			if err != nil || done {
 				return err
 			}
+			if cur != nil {
+				// Not the next one before this one opened: for a pull,
+				// that would wait for downloads that may never come.
+				if _, err := cur.stream(); err != nil {
+					return err
+				}
+			}
 			if i+1 < len(layers) {
-				if done, err := present(ctx, sn, chains[i+1]); err == nil && !done {
+				done, err := present(ctx, sn, chains[i+1])
+				if err == nil && !done {
 					next = startPrefetch(ctx, layers[i+1])
 				}
+				nextPresent = err == nil && done
 			}
 			return applyLayer(ctx, sn, parent, chains[i], l, cur, opts)
 		}()
