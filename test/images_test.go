@@ -1,17 +1,24 @@
 package test
 
 import (
+	"bufio"
 	"context"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
+	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
@@ -480,6 +487,83 @@ func TestImageErrors(t *testing.T) {
 	if res := e.ok("images", "-q"); res.stdout != "" {
 		t.Errorf("images after a failed pull: %q", res.stdout)
 	}
+	e.ok("image", "prune")
+	e.empty()
+}
+
+// gatedRegistry is a proxy in front of a registry that holds back the
+// blob request for one digest until released.
+type gatedRegistry struct {
+	Host    string
+	release chan struct{}
+}
+
+func newGatedRegistry(t *testing.T, backend string, hold digest.Digest) *gatedRegistry {
+	t.Helper()
+	g := &gatedRegistry{release: make(chan struct{})}
+	target, _ := url.Parse("http://" + backend)
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasSuffix(r.URL.Path, "/blobs/"+hold.String()) {
+			select {
+			case <-g.release:
+			case <-r.Context().Done():
+				return
+			}
+		}
+		proxy.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	g.Host = strings.TrimPrefix(srv.URL, "http://")
+	return g
+}
+
+// TestImagePullKilled: a pull killed (SIGKILL) after its first layer is
+// unpacked, while the second is still downloading, leaves a data root the
+// next pull completes (the first layer is not fetched or unpacked again)
+// and prune cleans.
+func TestImagePullKilled(t *testing.T) {
+	t.Parallel()
+	e := newEngine(t)
+	reg := testenv.StartRegistry(t, testenv.RegistryOptions{})
+	img := busyboxImage(t, hostPlatform)
+	reg.PushImage(t, "lib/busybox", "1.0", img)
+	g := newGatedRegistry(t, reg.Host, img.Layers[1].Digest)
+	name := g.Host + "/lib/busybox:1.0"
+
+	cmd := exec.Command(e.bin, "--data-root", e.dataRoot, "--config", e.config, "pull", name)
+	cmd.Env = e.env
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// Bounded: if layer 0 never gets done, the kill ends the loop below.
+	watchdog := time.AfterFunc(cmdTimeout, func() { cmd.Process.Kill() })
+	defer watchdog.Stop()
+	done := img.Layers[0].Digest.Encoded()[:12] + ": done"
+	sc := bufio.NewScanner(out)
+	var seen []string
+	for sc.Scan() && !strings.HasPrefix(sc.Text(), done) {
+		seen = append(seen, sc.Text())
+	}
+	cmd.Process.Kill()
+	cmd.Wait()
+	if !strings.HasPrefix(sc.Text(), done) {
+		t.Fatalf("pull ended before layer 0 was done: %q", seen)
+	}
+	if res := e.ok("images", "-q"); res.stdout != "" {
+		t.Errorf("killed pull recorded an image: %q", res.stdout)
+	}
+
+	close(g.release)
+	res := e.ok("pull", name)
+	if !strings.Contains(res.stdout, img.Layers[0].Digest.Encoded()[:12]+": exists") {
+		t.Errorf("the pull after the kill did layer 0 again:\n%s", res.stdout)
+	}
+	e.ok("rmi", name)
 	e.ok("image", "prune")
 	e.empty()
 }
