@@ -25,9 +25,10 @@ import (
 // Its methods are called serialised (store.PullAndUnpack serialises its
 // two progress callbacks).
 type pullView struct {
-	w     io.Writer
-	tty   bool
-	width int
+	w      io.Writer
+	tty    bool
+	width  int
+	height int // rows of the terminal; 0 if unknown
 	now   func() time.Time
 	// minRedraw spaces redraws caused by byte counts only; a state change
 	// redraws at once.
@@ -219,6 +220,16 @@ func (v *pullView) ttyLine(r *layerRow) string {
 }
 
 func (v *pullView) redraw() {
+	if v.height > 0 && len(v.rows) >= v.height {
+		// The cursor cannot go up past the top of the screen: with more
+		// layers than rows, carry on in plain lines.
+		v.tty = false
+		for _, r := range v.rows {
+			r.shown = r.state()
+			fmt.Fprintln(v.w, v.plainLine(r))
+		}
+		return
+	}
 	var b strings.Builder
 	if v.drawn > 0 {
 		fmt.Fprintf(&b, "\x1b[%dA", v.drawn) // cursor up to the first row
@@ -267,14 +278,15 @@ func humanSize(n int64) string {
 	return fmt.Sprintf("%.0f%s", f, units[i])
 }
 
-// terminal reports whether f is a terminal, and its width.
-func terminal(f *os.File) (bool, int) {
+// terminal reports whether f is a terminal, and its width and height (0
+// if unknown).
+func terminal(f *os.File) (tty bool, width, height int) {
 	if _, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS); err != nil {
-		return false, 0
+		return false, 0, 0
 	}
 	ws, err := unix.IoctlGetWinsize(int(f.Fd()), unix.TIOCGWINSZ)
 	if err != nil || ws.Col == 0 {
-		return true, 80
+		return true, 80, 0
 	}
-	return true, int(ws.Col)
+	return true, int(ws.Col), int(ws.Row)
 }

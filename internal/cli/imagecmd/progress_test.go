@@ -123,3 +123,24 @@ func TestBar(t *testing.T) {
 		}
 	}
 }
+
+// More layers than terminal rows: the view turns to plain lines rather
+// than moving the cursor above the screen.
+func TestTerminalTooShort(t *testing.T) {
+	var out bytes.Buffer
+	v := newPullView(&out, true, 80)
+	v.height = 3
+	a, b, c := feed(v)
+	got := out.String()
+	if strings.Contains(got, "\x1b[3A") {
+		t.Fatalf("cursor moved up 3 rows on a 3-row terminal: %q", got)
+	}
+	for _, l := range []ocispec.Descriptor{a, b} {
+		if !strings.Contains(got, l.Digest.Encoded()[:12]+": done ") {
+			t.Errorf("no plain done line for %s in %q", l.Digest, got)
+		}
+	}
+	if !strings.Contains(got, c.Digest.Encoded()[:12]+": exists 42B\n") || !strings.HasSuffix(got, b.Digest.Encoded()[:12]+": unpacking\n"+b.Digest.Encoded()[:12]+": done 500B\n") {
+		t.Errorf("plain tail: %q", got)
+	}
+}

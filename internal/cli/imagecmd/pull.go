@@ -57,8 +57,9 @@ state change. --quiet prints only the image ID (the config digest).`,
 			opts := store.PullOptions{Platform: platform}
 			var unpackFn func(store.UnpackProgress)
 			if !quiet {
-				tty, width := terminal(os.Stdout)
+				tty, width, height := terminal(os.Stdout)
 				view = newPullView(os.Stdout, tty, width)
+				view.height = height
 				opts.Progress = view.download
 				unpackFn = view.unpack
 			}
