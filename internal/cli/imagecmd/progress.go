@@ -29,7 +29,7 @@ type pullView struct {
 	tty    bool
 	width  int
 	height int // rows of the terminal; 0 if unknown
-	now   func() time.Time
+	now    func() time.Time
 	// minRedraw spaces redraws caused by byte counts only; a state change
 	// redraws at once.
 	minRedraw time.Duration
