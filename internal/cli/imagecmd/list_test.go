@@ -99,6 +99,7 @@ func TestPullErrorIsOneClearLine(t *testing.T) {
 		{fmt.Errorf("pull x: %w: image is for linux/arm64", image.ErrNoMatchingPlatform), "pull example.com/app:1: wrong platform: no matching platform: image is for linux/arm64"},
 		{fmt.Errorf("pull x: resolve; a: %w", image.ErrNotFound), "image not found in the registry"},
 		{errors.New(`pull x: resolve x; example.com/app: ping example.com: Get "https://example.com/v2/": dial tcp: connect: connection refused; Get "http://example.com/v2/": dial tcp: connect: connection refused`), `registry example.com unreachable: Get "http://example.com/v2/"`},
+		{errors.New(`pull x: resolve x; example.com/app: ping example.com: Get "https://example.com/v2/": dial tcp: lookup example.com: no such host`), `pull example.com/app:1: registry example.com unreachable: Get "https://example.com/v2/": dial tcp: lookup`},
 	} {
 		got := pullError("example.com/app:1", c.err).Error()
 		if !strings.Contains(got, c.want) || strings.Contains(got, "\n") {

@@ -104,7 +104,13 @@ func pullError(name string, err error) error {
 	case errors.As(err, &dns), errors.As(err, &op), errors.As(err, &ne),
 		// The client's ping (GET /v2/) keeps only the text of a dial error.
 		strings.Contains(err.Error(), ": ping "):
-		return fmt.Errorf("pull %s: registry %s unreachable: %s", name, host, innermost(err))
+		msg := innermost(err)
+		if _, after, ok := strings.Cut(msg, ": ping "); ok {
+			if _, detail, ok := strings.Cut(after, ": "); ok {
+				msg = detail // "<repo>: ping <host>: Get ...": the host is said already
+			}
+		}
+		return fmt.Errorf("pull %s: registry %s unreachable: %s", name, host, msg)
 	}
 	return err
 }
