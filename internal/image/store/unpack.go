@@ -116,17 +116,29 @@ func (s *Store) PullAndUnpack(ctx context.Context, name string, opts PullOptions
 		err    error
 	}
 	done := make(chan result, 1)
+	pulled := make(chan struct{})
 	go func() {
+		var m ocispec.Manifest
 		select {
-		case m := <-manifests:
-			chain, err := s.applyManifest(ctx, sn, m, blobs.wait, report)
-			if err != nil {
-				cancel(err)
+		case m = <-manifests:
+		case <-pulled:
+			// The client calls the hook before fetching any layer, so
+			// a finished pull has delivered it; be sure rather than hang.
+			select {
+			case m = <-manifests:
+			default:
+				done <- result{err: fmt.Errorf("pull %s: the registry client reported no manifest", ref)}
+				return
 			}
-			done <- result{m.Config, chain, err}
 		case <-ctx.Done():
 			done <- result{err: context.Cause(ctx)}
+			return
 		}
+		chain, err := s.applyManifest(ctx, sn, m, blobs.wait, report)
+		if err != nil {
+			cancel(err)
+		}
+		done <- result{m.Config, chain, err}
 	}()
 	desc, err := s.client.Pull(ctx, ref, ropts)
 	if err != nil {
@@ -136,6 +148,7 @@ func (s *Store) PullAndUnpack(ctx context.Context, name string, opts PullOptions
 		// cancellation.
 		return Unpacked{}, context.Cause(ctx)
 	}
+	close(pulled)
 	blobs.all()
 	res := <-done
 	if res.err != nil {
