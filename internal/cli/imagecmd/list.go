@@ -22,13 +22,13 @@ import (
 // imageRow is one name of an image, as `hako images` shows it and as its
 // JSON output spells it (field names are stable).
 type imageRow struct {
-	ID         string    `json:"Id"`         // config digest, "sha256:..."
-	Name       string    `json:"Name"`       // full normalised name
-	Repository string    `json:"Repository"` // name without tag or digest
-	Tag        string    `json:"Tag"`        // "<none>" for names by digest
-	Digest     string    `json:"Digest"`     // what the name resolved to (index or manifest)
-	Created    time.Time `json:"Created"`    // from the image config; zero if unset
-	Size       int64     `json:"Size"`       // compressed bytes of the platform's layers
+	ID         string    `json:"Id"`               // config digest, "sha256:..."
+	Name       string    `json:"Name"`             // full normalised name
+	Repository string    `json:"Repository"`       // name without tag or digest
+	Tag        string    `json:"Tag"`              // "<none>" for names by digest
+	Digest     string    `json:"Digest"`           // what the name resolved to (index or manifest)
+	Created    time.Time `json:"Created,omitzero"` // from the image config; left out if unset
+	Size       int64     `json:"Size"`             // compressed bytes of the platform's layers
 	Platform   string    `json:"Platform"`
 	Err        string    `json:"Error,omitempty"`
 }
