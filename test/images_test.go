@@ -243,7 +243,12 @@ func TestImagePull(t *testing.T) {
 		Size                         int64
 		Manifest                     ocispec.Manifest
 		Config                       ocispec.Image
-		Layers                       []struct{ Digest, DiffID, ChainID string }
+		UnpackedSize                 int64
+		Snapshotter                  string
+		Layers                       []struct {
+			Digest, DiffID, ChainID string
+			Unpacked                bool
+		}
 	}
 	res = e.ok("image", "inspect", name, id)
 	if err := json.Unmarshal([]byte(res.stdout), &docs); err != nil || len(docs) != 2 {
@@ -254,6 +259,9 @@ func TestImagePull(t *testing.T) {
 		len(d.Layers) != 2 || d.Layers[1].DiffID != d.Config.RootFS.DiffIDs[1].String() || d.Layers[0].ChainID != d.Layers[0].DiffID ||
 		len(d.Manifest.Layers) != 2 || len(d.RepoTags) != 1 || d.RepoTags[0] != name || len(d.RepoDigests) != 1 {
 		t.Errorf("image inspect: %+v", d)
+	}
+	if d.Snapshotter != "overlay" || !d.Layers[0].Unpacked || !d.Layers[1].Unpacked || d.UnpackedSize <= size {
+		t.Errorf("image inspect: unpacked %+v, %d bytes, snapshotter %q", d.Layers, d.UnpackedSize, d.Snapshotter)
 	}
 	if docs[1].Id != d.Id {
 		t.Errorf("inspect by ID prefix found %s", docs[1].Id)

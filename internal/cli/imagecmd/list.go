@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -17,6 +18,8 @@ import (
 	"github.com/hako-runtime/hako/internal/image"
 	"github.com/hako-runtime/hako/internal/image/store"
 	"github.com/hako-runtime/hako/internal/metadata"
+	"github.com/hako-runtime/hako/internal/snapshot"
+	"github.com/hako-runtime/hako/internal/unpack"
 )
 
 // imageRow is one name of an image, as `hako images` shows it and as its
@@ -228,7 +231,9 @@ type inspectDoc struct {
 	Os                string          `json:"Os"`
 	Architecture      string          `json:"Architecture"`
 	Variant           string          `json:"Variant,omitempty"`
-	Size              int64           `json:"Size"`
+	Size              int64           `json:"Size"`         // compressed layers
+	UnpackedSize      int64           `json:"UnpackedSize"` // uncompressed layers, counted over those unpacked
+	Snapshotter       string          `json:"Snapshotter,omitempty"`
 	ManifestDigest    string          `json:"ManifestDigest"`
 	ManifestMediaType string          `json:"ManifestMediaType"`
 	Manifest          json.RawMessage `json:"Manifest"`
@@ -242,6 +247,10 @@ type inspectLayer struct {
 	Size      int64  `json:"Size"`
 	DiffID    string `json:"DiffID"`
 	ChainID   string `json:"ChainID"`
+	// Unpacked says whether the layer's snapshot exists; UnpackedSize is
+	// its uncompressed size then.
+	Unpacked     bool  `json:"Unpacked"`
+	UnpackedSize int64 `json:"UnpackedSize,omitempty"`
 }
 
 func inspectImage(ctx context.Context, s *store.Store, rec metadata.Image) (inspectDoc, error) {
@@ -293,11 +302,21 @@ func inspectImage(ctx context.Context, s *store.Store, rec metadata.Image) (insp
 			}
 		}
 	}
+	sn, driver, err := s.Snapshotter(ctx)
+	if err != nil {
+		return inspectDoc{}, err
+	}
+	doc.Snapshotter = driver
 	chains := image.ChainIDs(cfg.RootFS.DiffIDs)
 	for i, l := range m.Layers {
 		il := inspectLayer{Digest: l.Digest.String(), MediaType: l.MediaType, Size: l.Size}
 		if i < len(chains) {
 			il.DiffID, il.ChainID = cfg.RootFS.DiffIDs[i].String(), chains[i].String()
+			if info, err := sn.Stat(ctx, il.ChainID); err == nil && info.Kind == snapshot.KindCommitted {
+				il.Unpacked = true
+				il.UnpackedSize, _ = strconv.ParseInt(info.Labels[unpack.LabelUncompressedSize], 10, 64)
+				doc.UnpackedSize += il.UnpackedSize
+			}
 		}
 		doc.Layers = append(doc.Layers, il)
 		doc.Size += l.Size
