@@ -136,6 +136,32 @@ func (t snapshotTable) usersOf(top digest.Digest) []string {
 	return keys
 }
 
+// withoutKeptChildren drops from keys those with a child that is not in
+// keys (the half-unpacked layer of a killed pull, say): they stay for a
+// later prune.
+func (t snapshotTable) withoutKeptChildren(keys []string) []string {
+	in := map[string]bool{}
+	for _, k := range keys {
+		in[k] = true
+	}
+	for changed := true; changed; {
+		changed = false
+		for k, i := range t {
+			if !in[k] && in[i.Parent] {
+				delete(in, i.Parent)
+				changed = true
+			}
+		}
+	}
+	var out []string
+	for _, k := range keys {
+		if in[k] {
+			out = append(out, k)
+		}
+	}
+	return out
+}
+
 // removeSnapshots removes keys, children before parents, and returns the
 // ones removed with the bytes they held.
 func (s *Store) removeSnapshots(ctx context.Context, sn snapshot.Snapshotter, t snapshotTable, keys []string) ([]string, int64, error) {
@@ -231,7 +257,7 @@ func (s *Store) RemoveImage(ctx context.Context, name string, force bool) (Remov
 		}
 	}
 	r := RemoveReport{Name: rec.Name}
-	r.Snapshots, r.Size, err = s.removeSnapshots(ctx, sn, t, drop)
+	r.Snapshots, r.Size, err = s.removeSnapshots(ctx, sn, t, t.withoutKeptChildren(drop))
 	if err != nil {
 		return r, fmt.Errorf("remove snapshots of %s: %w", rec.Name, err)
 	}

@@ -332,3 +332,31 @@ func TestConcurrentPulls(t *testing.T) {
 		t.Fatalf("%d snapshots, want 3", n)
 	}
 }
+
+// TestRemoveKeepsLayersUnderAnUnpack: rmi leaves a layer another
+// snapshot was being unpacked on (the leftover of a killed pull)
+// for prune, instead of failing half way.
+func TestRemoveKeepsLayersUnderAnUnpack(t *testing.T) {
+	testenv.RequireRoot(t)
+	ctx := context.Background()
+	reg := testenv.StartRegistry(t, testenv.RegistryOptions{})
+	reg.PushImage(t, "lib/three", "v1", threeLayers(t))
+	s := openWith(t, "", nil)
+	name := reg.Host + "/lib/three:v1"
+	u, err := s.PullAndUnpack(ctx, name, store.PullOptions{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sn, _, _ := s.Snapshotter(ctx)
+	if _, err := sn.Prepare(ctx, "extract-000000000000-"+digest.FromString("x").String(), u.ChainID.String()); err != nil {
+		t.Fatal(err)
+	}
+	r, err := s.RemoveImage(ctx, name, false)
+	if err != nil || len(r.Snapshots) != 0 {
+		t.Fatalf("RemoveImage = %+v, %v; want the layers kept under the unpack", r, err)
+	}
+	p, err := s.PruneSnapshots(ctx)
+	if err != nil || len(p.Snapshots) != 4 {
+		t.Fatalf("PruneSnapshots = %+v, %v; want the stale unpack and the 3 layers", p, err)
+	}
+}
