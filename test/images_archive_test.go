@@ -374,7 +374,7 @@ func TestImagesArchive(t *testing.T) {
 		h.fails("", "no such file or directory", "import", filepath.Join(dir, "missing.tar"), "example.com/x:1")
 		h.fails(truncated, "not a tar archive", "import", "-", "example.com/x:1")
 		h.fails("", "invalid change", "import", "--change", "RUN true", archiveTarball(t, dir), "example.com/x:1")
-		h.fails("", "docker.io/library/nope:latest: not found", "save", "-o", filepath.Join(dir, "nope.tar"), "example.com/busybox-docker:2", "nope")
+		h.fails("", "save: no such image: nope", "save", "-o", filepath.Join(dir, "nope.tar"), "example.com/busybox-docker:2", "nope")
 		if _, err := os.Stat(filepath.Join(dir, "nope.tar")); !os.IsNotExist(err) {
 			t.Fatalf("a failed save left its file: %v", err)
 		}

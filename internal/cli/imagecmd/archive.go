@@ -12,7 +12,6 @@ import (
 	"strings"
 	"syscall"
 
-	"github.com/opencontainers/go-digest"
 	"github.com/urfave/cli/v3"
 	"golang.org/x/sys/unix"
 
@@ -173,9 +172,9 @@ func saveCommand() *cli.Command {
 			}
 			var imgs []archive.Image
 			for _, arg := range cmd.Args().Slice() {
-				rec, err := archiveFind(ctx, s, arg)
+				rec, err := resolve(ctx, s, arg) // by name or ID, as image inspect and rmi
 				if err != nil {
-					return fmt.Errorf("save %s: %w", arg, err)
+					return fmt.Errorf("save: %w", err)
 				}
 				img := archive.Image{Name: rec.Name, Target: rec.Target}
 				if store.IsDangling(rec.Name) {
@@ -341,64 +340,6 @@ func archiveInterruptible(ctx context.Context) (context.Context, context.CancelF
 		stop()
 	}()
 	return ctx, stop
-}
-
-// archiveFind looks an image up by name, or by ID (as load and import
-// print it: sha256:<hex>, or a prefix of the hex of 12 digits or more) for
-// images that have no name.
-func archiveFind(ctx context.Context, s *store.Store, arg string) (metadata.Image, error) {
-	rec, err := s.Get(ctx, arg)
-	if err == nil || !(store.IsNotFound(err) || errors.Is(err, image.ErrInvalidReference)) {
-		return rec, err
-	}
-	prefix, ok := archiveIDPrefix(arg)
-	if !ok {
-		return rec, err
-	}
-	recs, lerr := s.List(ctx)
-	if lerr != nil {
-		return rec, lerr
-	}
-	var found []metadata.Image
-	for _, r := range recs {
-		id, ierr := s.ImageID(ctx, r)
-		if ierr != nil {
-			continue
-		}
-		if strings.HasPrefix(id.Encoded(), prefix) || strings.HasPrefix(r.Target.Digest.Encoded(), prefix) {
-			found = append(found, r)
-		}
-	}
-	switch {
-	case len(found) == 0:
-		return rec, fmt.Errorf("no image has the name or ID %q: %w", arg, store.ErrNotFound)
-	case len(found) > 1 && !archiveSameTarget(found):
-		return rec, fmt.Errorf("ID %q is ambiguous: %d images match", arg, len(found))
-	}
-	return found[0], nil
-}
-
-func archiveSameTarget(recs []metadata.Image) bool {
-	for _, r := range recs[1:] {
-		if r.Target.Digest != recs[0].Target.Digest {
-			return false
-		}
-	}
-	return true
-}
-
-// archiveIDPrefix returns the hex of an image ID as a user may write it.
-func archiveIDPrefix(s string) (string, bool) {
-	hex, hadAlg := strings.CutPrefix(s, string(digest.SHA256)+":")
-	if len(hex) < 12 && !hadAlg || len(hex) > 64 || hex == "" {
-		return "", false
-	}
-	for _, c := range hex {
-		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
-			return "", false
-		}
-	}
-	return hex, true
 }
 
 // archiveFamiliar is the short name docker prints ("busybox:latest").
