@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"strings"
+	"time"
 
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/urfave/cli/v3"
@@ -16,6 +17,9 @@ import (
 	"github.com/hako-runtime/hako/internal/image/store"
 	"github.com/hako-runtime/hako/internal/registries"
 )
+
+// stallTimeout is how long a blob stream may deliver nothing.
+const stallTimeout = time.Minute
 
 func pullCommand(name string) *cli.Command {
 	return &cli.Command{
@@ -54,7 +58,10 @@ state change. --quiet prints only the image ID (the config digest).`,
 			}
 			quiet := cmd.Bool("quiet")
 			var view *pullView
-			opts := store.PullOptions{Platform: platform}
+			// A connection that stops delivering is abandoned and the
+			// blob resumed (the kubelet's image pull progress deadline
+			// is the same idea); without it a stuck stream hangs the pull.
+			opts := store.PullOptions{Platform: platform, StallTimeout: stallTimeout}
 			var unpackFn func(store.UnpackProgress)
 			if !quiet {
 				tty, width, height := terminal(os.Stdout)
