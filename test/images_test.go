@@ -453,6 +453,22 @@ func TestImageRmiAndPruneAll(t *testing.T) {
 		t.Errorf("rmi of an image sharing its bottom layer:\n%s", res.stdout)
 	}
 	e.fails("no such image", "rmi", reg.Host+"/lib/a:1")
+
+	// An image imported without a name is dangling: listed as <none>, and
+	// removed by a plain prune, which keeps named images.
+	rootfs := filepath.Join(t.TempDir(), "rootfs.tar")
+	if out, err := exec.Command("tar", "-C", t.TempDir(), "-cf", rootfs, ".").CombinedOutput(); err != nil {
+		t.Fatalf("tar: %v: %s", err, out)
+	}
+	e.ok("import", rootfs)
+	if res := e.ok("images"); !strings.Contains(res.stdout, "\n<none> ") || strings.Count(res.stdout, "<none>") != 2 {
+		t.Errorf("images with a dangling image:\n%s", res.stdout)
+	}
+	res = e.ok("image", "prune")
+	if !strings.Contains(res.stdout, "Deleted image: localhost/dangling@sha256:") || strings.Contains(res.stdout, "lib/b") {
+		t.Errorf("prune:\n%s", res.stdout)
+	}
+	e.ok("image", "inspect", reg.Host+"/lib/b:1")
 	res = e.ok("image", "prune", "--all")
 	if !strings.Contains(res.stdout, "Deleted image: "+reg.Host+"/lib/b:1") {
 		t.Errorf("prune --all:\n%s", res.stdout)

@@ -45,6 +45,9 @@ func describe(ctx context.Context, s *store.Store, rec metadata.Image) imageRow 
 			row.Tag = ref.Tag
 		}
 	}
+	if store.IsDangling(rec.Name) {
+		row.Repository = "<none>" // loaded or imported without a name, as docker shows it
+	}
 	img, err := s.Image(ctx, rec.Name, nil)
 	if err != nil {
 		row.Err = err.Error()

@@ -115,10 +115,11 @@ func pruneCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "prune",
 		Usage: "remove blobs and layer snapshots no image needs",
-		Description: `Removes blobs that no image name reaches (left by rmi, or by failed and
+		Description: `Removes dangling images (loaded or imported without a name) that no mount
+uses, blobs that no image reaches (left by rmi, or by failed and
 interrupted pulls), partial downloads older than an hour, and layer
-snapshots that no image and no image mount needs. --all first removes every
-image that no mount uses.`,
+snapshots that no image and no image mount needs. --all removes every
+image that no mount uses first.`,
 		Flags: []cli.Flag{
 			&cli.BoolFlag{Name: "all", Aliases: []string{"a"}, Usage: "also remove every image not in use"},
 		},
@@ -128,25 +129,26 @@ image that no mount uses.`,
 				return err
 			}
 			var freed int64
-			if cmd.Bool("all") {
-				recs, err := s.List(ctx)
+			recs, err := s.List(ctx)
+			if err != nil {
+				return err
+			}
+			for _, rec := range recs {
+				if !cmd.Bool("all") && !store.IsDangling(rec.Name) {
+					continue
+				}
+				r, err := s.RemoveImage(ctx, rec.Name, false)
+				if errors.Is(err, store.ErrInUse) || store.IsNotFound(err) {
+					continue
+				}
 				if err != nil {
 					return err
 				}
-				for _, rec := range recs {
-					r, err := s.RemoveImage(ctx, rec.Name, false)
-					if errors.Is(err, store.ErrInUse) || store.IsNotFound(err) {
-						continue
-					}
-					if err != nil {
-						return err
-					}
-					fmt.Printf("Deleted image: %s\n", r.Name)
-					for _, sn := range r.Snapshots {
-						fmt.Printf("Deleted snapshot: %s\n", sn)
-					}
-					freed += r.Size
+				fmt.Printf("Deleted image: %s\n", r.Name)
+				for _, sn := range r.Snapshots {
+					fmt.Printf("Deleted snapshot: %s\n", sn)
 				}
+				freed += r.Size
 			}
 			sizes := map[digest.Digest]int64{}
 			if err := s.Content.Walk(ctx, func(i content.Info) error {
