@@ -227,3 +227,34 @@ func TestStoppedWhenProcessDies(t *testing.T) {
 	r.waitStatus(id, specs.StateStopped)
 	r.ok("delete", id)
 }
+
+// TestStartReturnsAfterExec: `start` returns once the container's process
+// has been exec'd, so that a signal sent right after it reaches that
+// process and not the runtime's init (whose Go runtime would drop SIGUSR1).
+// A startContainer hook that sleeps makes the window wide enough to see.
+func TestStartReturnsAfterExec(t *testing.T) {
+	t.Parallel()
+	r := newRuntime(t)
+	if r.isRunc() {
+		t.Skip("runc 1.1.5's start returns before its init execs the process")
+	}
+	id := newID(t)
+	bundle := testenv.BusyboxBundle(t, func(s *specs.Spec) {
+		s.Process.Args = sleeper
+		s.Hooks = &specs.Hooks{StartContainer: []specs.Hook{{Path: "/bin/sleep", Args: []string{"sleep", "0.3"}}}}
+	})
+	r.cleanupContainer(id)
+	r.ok("create", "--bundle", bundle, id)
+	st := r.mustState(id)
+	r.ok("start", id)
+	exe, err := os.Readlink("/proc/" + strconv.Itoa(st.Pid) + "/exe")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasSuffix(exe, "/busybox") {
+		t.Fatalf("after start, the container's pid 1 runs %s, want the process (busybox)", exe)
+	}
+	r.ok("kill", id, "KILL")
+	r.waitStatus(id, specs.StateStopped)
+	r.ok("delete", id)
+}

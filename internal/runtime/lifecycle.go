@@ -59,28 +59,41 @@ func (c *Container) Start(ctx context.Context) error {
 	if err := os.Remove(fifo); err != nil {
 		return fmt.Errorf("remove exec fifo: %w", err)
 	}
-	if c.rec.Hooks != nil && len(c.rec.Hooks.Poststart) > 0 {
-		waitHangup(rfd)
-		c.runPoststart(ctx)
-	}
+	// Return only once the process runs: a signal that `kill` sends right
+	// after `start` must reach the container's process, not hako init,
+	// whose Go runtime would swallow SIGUSR1 and friends (the suite's
+	// killsig test lost one that way under load). It also means that the
+	// startContainer hooks have run, and that poststart hooks run after
+	// the process started (config.md "poststart").
+	waitHangup(rfd)
+	c.runPoststart(ctx)
 	return nil
 }
 
-// waitHangup waits until no writer holds the fifo open any more. Until init
-// has read the start byte, the fifo also polls readable; we do not read it
-// (it is init's), so back off briefly instead of spinning.
+// waitHangup waits until no writer holds the fifo open any more: init has
+// exec'd the container's process (or died). Until init reads the start
+// byte the fifo is also readable; we must not read it (it is init's), so a
+// level-triggered poll would spin. Edge-triggered epoll reports the
+// readable state once and then sleeps until the next change, the hangup.
 func waitHangup(fd int) {
-	fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+	ep, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+	if err != nil {
+		return
+	}
+	defer unix.Close(ep)
+	ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLET, Fd: int32(fd)}
+	if err := unix.EpollCtl(ep, unix.EPOLL_CTL_ADD, fd, &ev); err != nil {
+		return
+	}
+	events := make([]unix.EpollEvent, 1)
 	for {
-		fds[0].Revents = 0
-		_, err := unix.Poll(fds, -1)
+		n, err := unix.EpollWait(ep, events, -1)
 		if err == unix.EINTR {
 			continue
 		}
-		if err != nil || fds[0].Revents&(unix.POLLHUP|unix.POLLERR) != 0 {
+		if err != nil || (n == 1 && events[0].Events&(unix.EPOLLHUP|unix.EPOLLERR) != 0) {
 			return
 		}
-		time.Sleep(time.Millisecond)
 	}
 }
 
