@@ -1,7 +1,6 @@
 package test
 
 import (
-	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -58,49 +57,16 @@ func setSubIDs(t *testing.T, with bool) {
 // with CAP_CHOWN and a writable root.
 func subIDBundle(t *testing.T, r *runtime, uid, gid int, args ...string) (bundle, runDir string) {
 	t.Helper()
-	base := testenv.ShortTempDir(t)
-	if err := os.Chmod(base, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	bundle, runDir = filepath.Join(base, "bundle"), filepath.Join(base, "run")
-	for _, d := range []string{bundle, runDir} {
-		if err := os.MkdirAll(d, 0o700); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := testenv.BusyboxRootfs(filepath.Join(bundle, "rootfs")); err != nil {
-		t.Fatal(err)
-	}
-	if out, err := exec.Command("chown", "-R", strconv.Itoa(uid)+":"+strconv.Itoa(gid), base).CombinedOutput(); err != nil {
-		t.Fatalf("chown: %v: %s", err, out)
-	}
-	if _, stderr, err := asUser(t, r.bin, uid, gid, runDir, bundle, "spec", "--rootless"); err != nil {
-		t.Fatalf("spec --rootless: %v: %s", err, stderr)
-	}
-	data, err := os.ReadFile(filepath.Join(bundle, "config.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var s specs.Spec
-	if err := json.Unmarshal(data, &s); err != nil {
-		t.Fatal(err)
-	}
-	s.Process.Terminal = false
-	s.Process.Args = args
-	s.Root.Readonly = false
-	c := s.Process.Capabilities
-	c.Bounding = append(c.Bounding, "CAP_CHOWN")
-	c.Effective = append(c.Effective, "CAP_CHOWN")
-	c.Permitted = append(c.Permitted, "CAP_CHOWN")
-	s.Linux.UIDMappings = []specs.LinuxIDMapping{{ContainerID: 0, HostID: uint32(uid), Size: 1}, {ContainerID: 1, HostID: subIDStart, Size: 65536}}
-	s.Linux.GIDMappings = []specs.LinuxIDMapping{{ContainerID: 0, HostID: uint32(gid), Size: 1}, {ContainerID: 1, HostID: subIDStart, Size: 65536}}
-	if err := testenv.WriteSpec(bundle, &s); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Chown(filepath.Join(bundle, "config.json"), uid, gid); err != nil {
-		t.Fatal(err)
-	}
-	return bundle, runDir
+	return rootlessBundle(t, r, uid, gid, func(s *specs.Spec) {
+		s.Process.Args = args
+		s.Root.Readonly = false
+		c := s.Process.Capabilities
+		c.Bounding = append(c.Bounding, "CAP_CHOWN")
+		c.Effective = append(c.Effective, "CAP_CHOWN")
+		c.Permitted = append(c.Permitted, "CAP_CHOWN")
+		s.Linux.UIDMappings = []specs.LinuxIDMapping{{ContainerID: 0, HostID: uint32(uid), Size: 1}, {ContainerID: 1, HostID: subIDStart, Size: 65536}}
+		s.Linux.GIDMappings = []specs.LinuxIDMapping{{ContainerID: 0, HostID: uint32(gid), Size: 1}, {ContainerID: 1, HostID: subIDStart, Size: 65536}}
+	})
 }
 
 // TestRootlessSubIDs: an unprivileged user with a range in /etc/subuid and

@@ -61,23 +61,17 @@ type exitCode int
 
 func (e exitCode) Error() string { return "exit status " + strconv.Itoa(int(e)) }
 
-// TestRootlessRun: an unprivileged user writes a config with `spec
-// --rootless` and runs a container with no privilege at all: the
-// container's root is the user, state lives under $XDG_RUNTIME_DIR/hako,
-// and nothing is left behind (issue 4).
-func TestRootlessRun(t *testing.T) {
-	t.Parallel()
-	r := newRuntime(t)
-	if r.isRunc() {
-		t.Skip("exercises hako's rootless defaults (spec --rootless, XDG_RUNTIME_DIR)")
-	}
-	uid, gid := ensureUser(t)
+// rootlessBundle makes a bundle owned by the test user (uid, gid) from its
+// own `spec --rootless`, applies mutate (Terminal is already false), and
+// writes the config back, owned by the user. runDir is the user's
+// $XDG_RUNTIME_DIR.
+func rootlessBundle(t *testing.T, r *runtime, uid, gid int, mutate func(*specs.Spec)) (bundle, runDir string) {
+	t.Helper()
 	base := testenv.ShortTempDir(t)
 	if err := os.Chmod(base, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	bundle := filepath.Join(base, "bundle")
-	runDir := filepath.Join(base, "run")
+	bundle, runDir = filepath.Join(base, "bundle"), filepath.Join(base, "run")
 	for _, d := range []string{bundle, runDir} {
 		if err := os.MkdirAll(d, 0o700); err != nil {
 			t.Fatal(err)
@@ -101,11 +95,30 @@ func TestRootlessRun(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.Process.Terminal = false
-	s.Process.Args = []string{"sh", "-c", "id -u; cat /proc/self/uid_map"}
+	mutate(&s)
 	if err := testenv.WriteSpec(bundle, &s); err != nil {
 		t.Fatal(err)
 	}
-	os.Chown(filepath.Join(bundle, "config.json"), uid, gid)
+	if err := os.Chown(filepath.Join(bundle, "config.json"), uid, gid); err != nil {
+		t.Fatal(err)
+	}
+	return bundle, runDir
+}
+
+// TestRootlessRun: an unprivileged user writes a config with `spec
+// --rootless` and runs a container with no privilege at all: the
+// container's root is the user, state lives under $XDG_RUNTIME_DIR/hako,
+// and nothing is left behind (issue 4).
+func TestRootlessRun(t *testing.T) {
+	t.Parallel()
+	r := newRuntime(t)
+	if r.isRunc() {
+		t.Skip("exercises hako's rootless defaults (spec --rootless, XDG_RUNTIME_DIR)")
+	}
+	uid, gid := ensureUser(t)
+	bundle, runDir := rootlessBundle(t, r, uid, gid, func(s *specs.Spec) {
+		s.Process.Args = []string{"sh", "-c", "id -u; cat /proc/self/uid_map"}
+	})
 	stdout, stderr, err := asUser(t, r.bin, uid, gid, runDir, bundle, "run", "rootless-"+newID(t))
 	if err != nil {
 		t.Fatalf("rootless run: %v: %s", err, stderr)
@@ -129,32 +142,7 @@ func TestRootlessExec(t *testing.T) {
 		t.Skip("exercises hako's rootless defaults (spec --rootless, XDG_RUNTIME_DIR)")
 	}
 	uid, gid := ensureUser(t)
-	base := testenv.ShortTempDir(t)
-	os.Chmod(base, 0o755)
-	bundle, runDir := filepath.Join(base, "bundle"), filepath.Join(base, "run")
-	for _, d := range []string{bundle, runDir} {
-		if err := os.MkdirAll(d, 0o700); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := testenv.BusyboxRootfs(filepath.Join(bundle, "rootfs")); err != nil {
-		t.Fatal(err)
-	}
-	if out, err := exec.Command("chown", "-R", strconv.Itoa(uid)+":"+strconv.Itoa(gid), base).CombinedOutput(); err != nil {
-		t.Fatalf("chown: %v: %s", err, out)
-	}
-	if _, stderr, err := asUser(t, r.bin, uid, gid, runDir, bundle, "spec", "--rootless"); err != nil {
-		t.Fatalf("spec --rootless: %v: %s", err, stderr)
-	}
-	data, _ := os.ReadFile(filepath.Join(bundle, "config.json"))
-	var s specs.Spec
-	if err := json.Unmarshal(data, &s); err != nil {
-		t.Fatal(err)
-	}
-	s.Process.Terminal = false
-	s.Process.Args = sleeper
-	testenv.WriteSpec(bundle, &s)
-	os.Chown(filepath.Join(bundle, "config.json"), uid, gid)
+	bundle, runDir := rootlessBundle(t, r, uid, gid, func(s *specs.Spec) { s.Process.Args = sleeper })
 	id := "rootless-" + newID(t)
 	run := func(args ...string) string {
 		t.Helper()
