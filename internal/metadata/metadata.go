@@ -31,6 +31,8 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"golang.org/x/sys/unix"
 
+	"github.com/hako-runtime/hako/internal/atomicfile"
+	"github.com/hako-runtime/hako/internal/flock"
 	"github.com/hako-runtime/hako/internal/image"
 )
 
@@ -156,7 +158,7 @@ func (s *Store) PutImage(ctx context.Context, img Image) (Image, error) {
 	if err != nil {
 		return Image{}, err
 	}
-	if err := writeFileAtomic(s.imagePath(img.Name), b); err != nil {
+	if err := atomicfile.WriteFile(s.imagePath(img.Name), b, 0o600); err != nil {
 		return Image{}, fmt.Errorf("write image %s: %w", img.Name, err)
 	}
 	return img, nil
@@ -178,64 +180,10 @@ func (s *Store) DeleteImage(ctx context.Context, name string) error {
 		}
 		return fmt.Errorf("delete image %s: %w", name, err)
 	}
-	return syncDir(filepath.Join(s.dir, "images"))
+	return atomicfile.SyncDir(filepath.Join(s.dir, "images"))
 }
 
-// lock takes a flock on a file in the store, polling so that ctx can cancel
-// the wait; the returned func releases it.
+// lock takes a flock on a file in the store (see package flock).
 func (s *Store) lock(ctx context.Context, name string, how int) (func(), error) {
-	f, err := os.OpenFile(filepath.Join(s.dir, name), os.O_RDWR|os.O_CREATE|unix.O_CLOEXEC, 0o600)
-	if err != nil {
-		return nil, fmt.Errorf("lock %s: %w", name, err)
-	}
-	wait := 2 * time.Millisecond
-	for {
-		err := unix.Flock(int(f.Fd()), how|unix.LOCK_NB)
-		if err == nil {
-			return func() { f.Close() }, nil
-		}
-		if !errors.Is(err, unix.EWOULDBLOCK) && !errors.Is(err, unix.EINTR) {
-			f.Close()
-			return nil, fmt.Errorf("lock %s: %w", name, err)
-		}
-		select {
-		case <-ctx.Done():
-			f.Close()
-			return nil, fmt.Errorf("lock %s: %w", name, ctx.Err())
-		case <-time.After(wait):
-		}
-		wait = min(wait*2, 100*time.Millisecond)
-	}
-}
-
-func writeFileAtomic(path string, data []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".tmp-")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return err
-	}
-	return syncDir(filepath.Dir(path))
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
+	return flock.Lock(ctx, filepath.Join(s.dir, name), how)
 }

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/hako-runtime/hako/internal/flock"
 )
 
 // Store keeps the snapshot records of one snapshotter root in a single
@@ -97,34 +99,16 @@ func (s *Store) Update(ctx context.Context, fn func(*Table) error) error {
 	return s.write(t)
 }
 
-// lock takes the flock, polling so that ctx can interrupt a long wait.
+// lock takes the flock (see package flock) and the in-process mutex.
 func (s *Store) lock(ctx context.Context, how int) (func(), error) {
 	s.mu.Lock()
-	f, err := os.OpenFile(filepath.Join(s.dir, lockFile), os.O_RDWR|os.O_CREATE, 0o600)
+	unlock, err := flock.Lock(ctx, filepath.Join(s.dir, lockFile), how)
 	if err != nil {
 		s.mu.Unlock()
-		return nil, fmt.Errorf("open snapshot lock: %w", err)
-	}
-	for {
-		err = unix.Flock(int(f.Fd()), how|unix.LOCK_NB)
-		if err == nil {
-			break
-		}
-		if !errors.Is(err, unix.EWOULDBLOCK) && !errors.Is(err, unix.EINTR) {
-			f.Close()
-			s.mu.Unlock()
-			return nil, fmt.Errorf("lock snapshot metadata: %w", err)
-		}
-		select {
-		case <-ctx.Done():
-			f.Close()
-			s.mu.Unlock()
-			return nil, fmt.Errorf("lock snapshot metadata: %w", ctx.Err())
-		case <-time.After(5 * time.Millisecond):
-		}
+		return nil, fmt.Errorf("lock snapshot metadata: %w", err)
 	}
 	return func() {
-		f.Close() // releases the flock
+		unlock()
 		s.mu.Unlock()
 	}, nil
 }

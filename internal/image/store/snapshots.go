@@ -8,10 +8,11 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"time"
 
 	"golang.org/x/sys/unix"
 
+	"github.com/hako-runtime/hako/internal/atomicfile"
+	"github.com/hako-runtime/hako/internal/flock"
 	"github.com/hako-runtime/hako/internal/mount"
 	"github.com/hako-runtime/hako/internal/snapshot"
 	"github.com/hako-runtime/hako/internal/snapshot/native"
@@ -108,7 +109,7 @@ func chooseDriver(dir, want string) (string, error) {
 			return "", err
 		}
 	}
-	if err := writeFileAtomic(rec, []byte(name+"\n")); err != nil {
+	if err := atomicfile.WriteFile(rec, []byte(name+"\n"), 0o600); err != nil {
 		return "", fmt.Errorf("record snapshotter: %w", err)
 	}
 	return name, nil
@@ -153,47 +154,5 @@ func (s *Store) snapshotLock(ctx context.Context, how int) (func(), error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
-	f, err := os.OpenFile(filepath.Join(dir, "gc.lock"), os.O_RDWR|os.O_CREATE|unix.O_CLOEXEC, 0o600)
-	if err != nil {
-		return nil, fmt.Errorf("lock snapshots: %w", err)
-	}
-	wait := 2 * time.Millisecond
-	for {
-		err := unix.Flock(int(f.Fd()), how|unix.LOCK_NB)
-		if err == nil {
-			return func() { f.Close() }, nil
-		}
-		if !errors.Is(err, unix.EWOULDBLOCK) && !errors.Is(err, unix.EINTR) {
-			f.Close()
-			return nil, fmt.Errorf("lock snapshots: %w", err)
-		}
-		select {
-		case <-ctx.Done():
-			f.Close()
-			return nil, fmt.Errorf("lock snapshots: %w", ctx.Err())
-		case <-time.After(wait):
-		}
-		wait = min(wait*2, 100*time.Millisecond)
-	}
-}
-
-// writeFileAtomic writes path through a temporary file, fsync and rename.
-func writeFileAtomic(path string, data []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".tmp-")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
+	return flock.Lock(ctx, filepath.Join(dir, "gc.lock"), how)
 }
