@@ -30,7 +30,12 @@ func ReadBlob(ctx context.Context, p Provider, desc ocispec.Descriptor) ([]byte,
 // WriteBlob stores the content of r under desc, verifying it. r is read from
 // the start: a partial ingest left by an interrupted writer is discarded
 // (use a Writer directly to resume). A blob that is already present is not
-// an error: WriteBlob then reads nothing.
+// an error: WriteBlob then reads nothing. ctx cancels the wait for another
+// writer of the same digest; once started, the blob is copied until r ends
+// (a network reader stops with its own context) and committed even if ctx
+// was cancelled meanwhile: it is whole and verified, and a caller that
+// stops between blobs (an interrupted load rolls back whole blobs) must
+// not be left with a partial ingest.
 func WriteBlob(ctx context.Context, ing Ingester, desc ocispec.Descriptor, r io.Reader) error {
 	w, err := ing.Writer(ctx, desc)
 	if err != nil {
@@ -48,5 +53,5 @@ func WriteBlob(ctx context.Context, ing Ingester, desc ocispec.Descriptor, r io.
 	if _, err := io.Copy(w, r); err != nil {
 		return fmt.Errorf("write blob %s: %w", desc.Digest, err)
 	}
-	return w.Commit(ctx)
+	return w.Commit(context.WithoutCancel(ctx))
 }

@@ -438,7 +438,7 @@ func (a *Archive) store(ctx context.Context, store content.Ingester, d ocispec.D
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	if err := writeWhole(ctx, store, d, rc); err != nil {
+	if err := content.WriteBlob(ctx, store, d, rc); err != nil {
 		return fmt.Errorf("store %s: %w", d.Digest, err)
 	}
 	return nil

@@ -109,7 +109,7 @@ func importTar(ctx context.Context, r io.Reader, store content.Ingester, opts Im
 	if _, err := tmp.Seek(0, io.SeekStart); err != nil {
 		return ocispec.Descriptor{}, err
 	}
-	if err := writeWhole(ctx, store, layer, tmp); err != nil {
+	if err := content.WriteBlob(ctx, store, layer, tmp); err != nil {
 		return ocispec.Descriptor{}, fmt.Errorf("import: store layer: %w", err)
 	}
 

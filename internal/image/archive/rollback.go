@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"strings"
 
 	"github.com/opencontainers/go-digest"
@@ -70,31 +69,4 @@ func (r *recordingIngester) rollback(cause error) error {
 		return fmt.Errorf("%w (and removing what it stored: %s)", cause, strings.Join(errs, "; "))
 	}
 	return cause
-}
-
-// writeWhole is content.WriteBlob for blobs read from a local file: ctx
-// cancels the wait for another writer of the same digest, but a blob once
-// started is written to the end (local disk speed), so that an
-// interrupted load or import (SIGINT) stops between blobs and its
-// rollback removes whole blobs, instead of leaving a partial ingest
-// behind, which content.Writer keeps for a resume that an archive never
-// needs.
-func writeWhole(ctx context.Context, ing content.Ingester, desc ocispec.Descriptor, r io.Reader) error {
-	w, err := ing.Writer(ctx, desc)
-	if err != nil {
-		if errors.Is(err, content.ErrAlreadyExists) {
-			return nil
-		}
-		return err
-	}
-	defer w.Close()
-	if w.Offset() != 0 {
-		if err := w.Reset(); err != nil {
-			return err
-		}
-	}
-	if _, err := io.Copy(w, r); err != nil {
-		return fmt.Errorf("write blob %s: %w", desc.Digest, err)
-	}
-	return w.Commit(context.WithoutCancel(ctx))
 }

@@ -76,6 +76,14 @@ func (s *Store) LoadStream(ctx context.Context, r io.Reader) ([]metadata.Image, 
 // ImportUnnamed is Import without a name: the image is recorded under its
 // DanglingName, as `docker import FILE` makes a dangling image.
 func (s *Store) ImportUnnamed(ctx context.Context, r io.Reader, opts archive.ImportOptions) (metadata.Image, error) {
+	return s.importAs(ctx, r, opts, func(desc ocispec.Descriptor) (metadata.Image, error) {
+		return s.putDangling(ctx, desc)
+	})
+}
+
+// importAs stores the image archive.Import makes of r under a lease, and
+// records it with put.
+func (s *Store) importAs(ctx context.Context, r io.Reader, opts archive.ImportOptions, put func(ocispec.Descriptor) (metadata.Image, error)) (metadata.Image, error) {
 	release, err := s.Meta.Lease(ctx)
 	if err != nil {
 		return metadata.Image{}, err
@@ -88,7 +96,7 @@ func (s *Store) ImportUnnamed(ctx context.Context, r io.Reader, opts archive.Imp
 	if err != nil {
 		return metadata.Image{}, err
 	}
-	return s.putDangling(ctx, desc)
+	return put(desc)
 }
 
 // putNamed records name -> target and drops the dangling record of the

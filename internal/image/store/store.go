@@ -257,19 +257,9 @@ func (s *Store) Import(ctx context.Context, r io.Reader, name string, opts archi
 	if err != nil {
 		return metadata.Image{}, err
 	}
-	release, err := s.Meta.Lease(ctx)
-	if err != nil {
-		return metadata.Image{}, err
-	}
-	defer release()
-	if opts.TempDir == "" {
-		opts.TempDir = s.tmp
-	}
-	desc, err := archive.Import(ctx, r, s.Content, opts)
-	if err != nil {
-		return metadata.Image{}, err
-	}
-	return s.Meta.PutImage(ctx, metadata.Image{Name: ref.String(), Target: desc})
+	return s.importAs(ctx, r, opts, func(desc ocispec.Descriptor) (metadata.Image, error) {
+		return s.Meta.PutImage(ctx, metadata.Image{Name: ref.String(), Target: desc})
+	})
 }
 
 // IsNotFound reports whether err means an unknown image or blob.
