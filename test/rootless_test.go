@@ -171,3 +171,51 @@ func TestRootlessExec(t *testing.T) {
 		t.Errorf("state left behind: %v", ents)
 	}
 }
+
+// TestRootlessImageCommands: an unprivileged user can import and list
+// images in its own data root (~/.local/share/hako), and the commands that
+// unpack layers (pull, image mount) refuse at once, before any download,
+// with an error that says why, leaving no mount behind.
+func TestRootlessImageCommands(t *testing.T) {
+	t.Parallel()
+	r := newRuntime(t)
+	if r.isRunc() {
+		t.Skip("hako's image commands")
+	}
+	uid, gid := ensureUser(t)
+	home := testenv.ShortTempDir(t)
+	rootfs := filepath.Join(t.TempDir(), "rootfs")
+	if err := testenv.BusyboxRootfs(rootfs); err != nil {
+		t.Fatal(err)
+	}
+	tarball := filepath.Join(home, "rootfs.tar")
+	if out, err := exec.Command("tar", "-C", rootfs, "--numeric-owner", "-cf", tarball, ".").CombinedOutput(); err != nil {
+		t.Fatalf("tar: %v: %s", err, out)
+	}
+	if out, err := exec.Command("chown", "-R", strconv.Itoa(uid)+":"+strconv.Itoa(gid), home).CombinedOutput(); err != nil {
+		t.Fatalf("chown: %v: %s", err, out)
+	}
+	as := func(args ...string) (string, string, error) {
+		t.Helper()
+		return asUser(t, r.bin, uid, gid, home, home, args...)
+	}
+	id, stderr, err := as("import", tarball, "localhost/rootless:1")
+	if err != nil || !strings.HasPrefix(id, "sha256:") {
+		t.Fatalf("import as %s: %q %v: %s", rootlessUser, id, err, stderr)
+	}
+	if out, stderr, err := as("images", "-q"); err != nil || !strings.Contains(id, strings.TrimSpace(out)) || strings.TrimSpace(out) == "" {
+		t.Fatalf("images -q: %q %v: %s (imported %s)", out, err, stderr, id)
+	}
+	if _, err := os.Stat(filepath.Join(home, ".local/share/hako")); err != nil {
+		t.Fatalf("data root is not under the user's home: %v", err)
+	}
+	for _, args := range [][]string{{"image", "mount", "localhost/rootless:1"}, {"pull", "127.0.0.1:1/never/contacted:1"}} {
+		_, stderr, err := as(args...)
+		if err == nil || !strings.Contains(stderr, "needs root") || strings.Count(strings.TrimSpace(stderr), "\n") != 0 {
+			t.Errorf("%v as %s: %v, stderr %q; want a one-line 'needs root' error", args, rootlessUser, err, stderr)
+		}
+	}
+	if mi, _ := os.ReadFile("/proc/self/mountinfo"); strings.Contains(string(mi), home) {
+		t.Errorf("a mount under %s was left behind", home)
+	}
+}

@@ -45,3 +45,15 @@ func openStore(cmd *cli.Command) (*store.Store, error) {
 	}
 	return s, nil
 }
+
+// unpackNeedsRoot refuses, before anything is downloaded, the commands
+// that unpack layers when hako runs unprivileged: unpacking restores the
+// files' owners (chown), which only root can, and rootless image storage
+// (unpacking inside a user namespace) is not built yet. load, import,
+// save, images and tag need no privilege.
+func unpackNeedsRoot(what string) error {
+	if os.Geteuid() != 0 {
+		return fmt.Errorf("%s: unpacking image layers needs root; rootless image storage is not supported yet (load, import, save, images and tag work without root)", what)
+	}
+	return nil
+}

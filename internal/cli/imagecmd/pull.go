@@ -43,6 +43,9 @@ state change. --quiet prints only the image ID (the config digest).`,
 			if cmd.Args().Len() != 1 {
 				return fmt.Errorf("pull: need exactly one image name, got %d", cmd.Args().Len())
 			}
+			if err := unpackNeedsRoot("pull"); err != nil {
+				return err
+			}
 			name := cmd.Args().First()
 			var platform *ocispec.Platform
 			if p := cmd.String("platform"); p != "" {

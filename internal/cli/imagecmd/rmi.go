@@ -222,6 +222,9 @@ Without NAME, lists the mounts: KEY PATH IMAGE.`,
 				}
 				platform = &pp
 			}
+			if err := unpackNeedsRoot("image mount"); err != nil {
+				return err
+			}
 			rec, err := resolve(ctx, s, cmd.Args().First())
 			if err != nil {
 				return err
