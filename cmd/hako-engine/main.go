@@ -11,23 +11,15 @@ package main
 import (
 	"context"
 	"os"
-	goruntime "runtime"
 
 	"github.com/hako-runtime/hako/internal/cli"
 	"github.com/hako-runtime/hako/internal/cli/imagecmd"
 	"github.com/hako-runtime/hako/internal/linux"
 )
 
-func init() {
-	// Same as hako: a container started from hako-engine re-executes it
-	// as its init, which must stay on the main thread.
-	if len(os.Args) > 1 && os.Args[1] == "init" {
-		goruntime.LockOSThread()
-	}
-}
-
 func main() {
-	if len(os.Args) > 1 && os.Args[1] == "init" {
+	// A container started from hako-engine re-executes it as its init.
+	if linux.IsInit() {
 		linux.Init() // never returns
 	}
 	os.Exit(cli.Main(context.Background(), os.Args, imagecmd.Commands()...))

@@ -6,29 +6,22 @@
 //go:debug updatemaxprocs=0
 
 // Command hako is a container runtime: an OCI runtime compatible with runc's
-// command line, plus image, pod and CRI front ends over the same packages.
+// command line. The image (and later pod and CRI) commands are listed here
+// too and run by hako-engine, which hako execs for them
+// (internal/cli/engine.go): keeping their packages out of this binary keeps
+// their init() cost out of every container start.
 package main
 
 import (
 	"context"
 	"os"
-	goruntime "runtime"
 
 	"github.com/hako-runtime/hako/internal/cli"
 	"github.com/hako-runtime/hako/internal/linux"
 )
 
-func init() {
-	// "hako init" becomes the container's process: namespaces, credentials
-	// and seccomp are per thread, so it must stay on the main thread.
-	// (GOMAXPROCS(1) here cost time: it stops the world to resize the Ps.)
-	if len(os.Args) > 1 && os.Args[1] == "init" {
-		goruntime.LockOSThread()
-	}
-}
-
 func main() {
-	if len(os.Args) > 1 && os.Args[1] == "init" {
+	if linux.IsInit() { // internal/linux's init() has locked the main thread
 		linux.Init() // never returns
 	}
 	os.Exit(cli.Main(context.Background(), os.Args))

@@ -13,6 +13,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	goruntime "runtime"
 	"strconv"
 
 	"github.com/hako-runtime/hako/internal/hooks"
@@ -22,6 +23,20 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 )
+
+// IsInit reports whether this process was started as "hako init" (by
+// hako or by hako-engine, which both dispatch it first thing in main).
+func IsInit() bool { return len(os.Args) > 1 && os.Args[1] == "init" }
+
+func init() {
+	// "hako init" becomes the container's process: namespaces, credentials
+	// and seccomp are per thread, so it must stay on the main thread. A
+	// LockOSThread during package initialisation keeps main on it.
+	// (GOMAXPROCS(1) here cost time: it stops the world to resize the Ps.)
+	if IsInit() {
+		goruntime.LockOSThread()
+	}
+}
 
 // Init is "hako init". It never returns.
 func Init() {
