@@ -61,6 +61,24 @@ type PullOptions struct {
 	// that unpacks layers while later ones download learns their order
 	// and diffIDs here.
 	Manifest func(ocispec.Manifest)
+	// Tee, if set, is asked for a Tee when a layer's download starts at
+	// its first byte (not when it resumes an earlier pull's partial
+	// ingest): an unpacker can read the layer as it arrives instead of
+	// after its commit. nil means no tee for this layer.
+	Tee func(ocispec.Descriptor) Tee
+}
+
+// Tee receives a layer's bytes as they are downloaded (PullOptions.Tee).
+type Tee interface {
+	// Write is handed each chunk, in order from byte 0, right after the
+	// store took it. It must not block (the download would wait) and
+	// must not keep p.
+	Write(p []byte)
+	// Close ends the tee, once: with nil when the blob was verified and
+	// committed, so the bytes written were exactly the blob's; else with
+	// why the stream stopped. A retried or resumed download closes the
+	// tee with its error and carries on without it.
+	Close(err error)
 }
 
 // ErrStalled is the cause of a blob stream abandoned by StallTimeout.
@@ -137,7 +155,7 @@ func (c *Client) Pull(ctx context.Context, ref image.Reference, opts PullOptions
 	if manifest.Config.Size > image.MaxConfigSize {
 		return ocispec.Descriptor{}, fmt.Errorf("pull %s: config %s: %w: %d bytes", ref, manifest.Config.Digest, image.ErrTooLarge, manifest.Config.Size)
 	}
-	if err := c.fetchBlob(ctx, repo, opts.Store, manifest.Config, p); err != nil {
+	if err := c.fetchBlob(ctx, repo, opts.Store, manifest.Config, p, nil); err != nil {
 		return ocispec.Descriptor{}, fmt.Errorf("pull %s: config: %w", ref, err)
 	}
 	if err := c.checkConfig(ctx, opts.Store, manifest, platform, opts.Platform != nil); err != nil {
@@ -146,7 +164,7 @@ func (c *Client) Pull(ctx context.Context, ref image.Reference, opts PullOptions
 	if opts.Manifest != nil {
 		opts.Manifest(manifest)
 	}
-	if err := c.fetchLayers(ctx, repo, opts.Store, manifest.Layers, opts.Concurrency, p); err != nil {
+	if err := c.fetchLayers(ctx, repo, opts.Store, manifest.Layers, opts.Concurrency, p, opts.Tee); err != nil {
 		return ocispec.Descriptor{}, fmt.Errorf("pull %s: %w", ref, err)
 	}
 	for i := len(docs) - 1; i >= 0; i-- {
@@ -186,7 +204,7 @@ func (c *Client) checkConfig(ctx context.Context, store content.Provider, m ocis
 // fetchLayers fetches layers with n workers; the first failure cancels the
 // rest. (Workers, not a goroutine per layer: a 4 MiB manifest can list
 // tens of thousands of layers.)
-func (c *Client) fetchLayers(ctx context.Context, repo *Repository, store content.Ingester, layers []ocispec.Descriptor, n int, p *progress) error {
+func (c *Client) fetchLayers(ctx context.Context, repo *Repository, store content.Ingester, layers []ocispec.Descriptor, n int, p *progress, tee func(ocispec.Descriptor) Tee) error {
 	if n <= 0 {
 		n = 3
 	}
@@ -202,7 +220,7 @@ func (c *Client) fetchLayers(ctx context.Context, repo *Repository, store conten
 		go func() {
 			defer wg.Done()
 			for i := range next {
-				if err := c.fetchBlob(ctx, repo, store, layers[i], p); err != nil {
+				if err := c.fetchBlob(ctx, repo, store, layers[i], p, tee); err != nil {
 					cancel(fmt.Errorf("layer %d: %w", i, err))
 				}
 			}
@@ -224,8 +242,10 @@ feed:
 // fetchBlob streams one blob into the store, resuming a partial ingest with
 // a Range request and retrying a stream that breaks off mid-way (the
 // registry's bytes so far are kept). Size and digest are verified by the
-// store's Writer; a mismatch discards the data.
-func (c *Client) fetchBlob(ctx context.Context, repo *Repository, store content.Ingester, desc ocispec.Descriptor, p *progress) error {
+// store's Writer; a mismatch discards the data. newTee, if set, may tee
+// a download that starts at byte 0 (PullOptions.Tee); the tee ends with
+// the first attempt that fails, or with the commit.
+func (c *Client) fetchBlob(ctx context.Context, repo *Repository, store content.Ingester, desc ocispec.Descriptor, p *progress, newTee func(ocispec.Descriptor) Tee) (err error) {
 	w, err := store.Writer(ctx, desc)
 	if errors.Is(err, content.ErrAlreadyExists) {
 		p.report(Progress{Descriptor: desc, State: ProgressExists, Done: desc.Size, Total: desc.Size})
@@ -235,13 +255,28 @@ func (c *Client) fetchBlob(ctx context.Context, repo *Repository, store content.
 		return err
 	}
 	defer w.Close()
+	var tee Tee
+	if newTee != nil && w.Offset() == 0 {
+		tee = newTee(desc)
+	}
+	defer func() {
+		if tee != nil {
+			tee.Close(err)
+		}
+	}()
 	for attempt := 0; ; attempt++ {
-		err := c.copyBlob(ctx, repo, w, desc, p)
+		err := c.copyBlob(ctx, repo, w, desc, p, tee)
 		if err == nil {
 			break
 		}
 		if ctx.Err() != nil || errors.Is(err, content.ErrSizeMismatch) || errors.Is(err, content.ErrDigestMismatch) || attempt >= c.retries {
 			return err
+		}
+		if tee != nil {
+			// Only a stream from byte 0 without a break is teed: its
+			// reader falls back to the committed blob.
+			tee.Close(fmt.Errorf("blob %s: download resumed: %w", desc.Digest, err))
+			tee = nil
 		}
 		c.log.Debug("blob stream broke off, resuming", "digest", desc.Digest, "offset", w.Offset(), "error", err)
 		if err := c.sleep(ctx, attempt, 0); err != nil {
@@ -255,7 +290,7 @@ func (c *Client) fetchBlob(ctx context.Context, repo *Repository, store content.
 	return nil
 }
 
-func (c *Client) copyBlob(parent context.Context, repo *Repository, w content.Writer, desc ocispec.Descriptor, p *progress) (err error) {
+func (c *Client) copyBlob(parent context.Context, repo *Repository, w content.Writer, desc ocispec.Descriptor, p *progress, tee Tee) (err error) {
 	ctx := parent
 	if p.stall > 0 {
 		var cancel context.CancelCauseFunc
@@ -286,6 +321,9 @@ func (c *Client) copyBlob(parent context.Context, repo *Repository, w content.Wr
 		if n > 0 {
 			if _, err := w.Write(buf[:n]); err != nil {
 				return err
+			}
+			if tee != nil {
+				tee.Write(buf[:n])
 			}
 			p.report(Progress{Descriptor: desc, State: ProgressDownloading, Done: w.Offset(), Total: desc.Size})
 		}

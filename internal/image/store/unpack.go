@@ -23,7 +23,8 @@ import (
 type UnpackState int
 
 const (
-	// LayerUnpacking: the layer's blob is in the store and is being applied.
+	// LayerUnpacking: the layer's blob is in the store and is being
+	// applied (a pull may have started applying it while it downloaded).
 	LayerUnpacking UnpackState = iota
 	// LayerUnpacked: applied, checked against its diffID, committed.
 	LayerUnpacked
@@ -50,11 +51,17 @@ type Unpacked struct {
 }
 
 // PullAndUnpack pulls name as Pull does and unpacks its layers into the
-// data root's snapshotter, pipelined: layer N is applied as soon as layers
-// 0..N are in the store, while later layers still download (layers must
-// be applied bottom up, but downloads run in parallel and finish in any
-// order). Download progress goes to opts.Progress, unpack progress to
-// progress; the two are serialised with each other.
+// data root's snapshotter, pipelined: layer N is applied once layers
+// 0..N-1 are, while later layers still download (layers must be applied
+// bottom up, but downloads run in parallel and finish in any order).
+// Layer N is read as it downloads when its download started from byte 0
+// (a tee of the verified stream, see arrivals.offer), else from the store
+// once its blob is committed; either way its snapshot is committed only
+// after the blob's digest and the layer's diffID both checked out. A
+// layer whose download is retried while it is read so is applied again,
+// in a new snapshot, from the committed blob. Download progress goes to
+// opts.Progress, unpack progress to progress; the two are serialised with
+// each other.
 //
 // A failure of either side cancels the other and is the error returned.
 // Blobs and layer snapshots already complete stay in the store for the
@@ -93,6 +100,7 @@ func (s *Store) PullAndUnpack(ctx context.Context, name string, opts PullOptions
 	manifests := make(chan ocispec.Manifest, 1)
 	ropts := remote.PullOptions{
 		Store: s.Content, Platform: opts.Platform, Concurrency: opts.Concurrency, StallTimeout: opts.StallTimeout,
+		Tee: blobs.offer,
 		Manifest: func(m ocispec.Manifest) {
 			select {
 			case manifests <- m:
@@ -134,7 +142,7 @@ func (s *Store) PullAndUnpack(ctx context.Context, name string, opts PullOptions
 			done <- result{err: context.Cause(ctx)}
 			return
 		}
-		chain, err := s.applyManifest(ctx, sn, m, blobs.wait, report)
+		chain, err := s.applyManifest(ctx, sn, m, blobs, report)
 		if err != nil {
 			cancel(err)
 		}
@@ -206,8 +214,10 @@ func (s *Store) unpackLocked(ctx context.Context, sn snapshot.Snapshotter, name 
 }
 
 // applyManifest unpacks m's layers, whose config is in the content store.
-// wait, if set, blocks until a layer's blob is in the store too.
-func (s *Store) applyManifest(ctx context.Context, sn snapshot.Snapshotter, m ocispec.Manifest, wait func(context.Context, digest.Digest) error, report func(UnpackProgress)) (digest.Digest, error) {
+// blobs, if set, is the pull that brings the layers: a layer is read as
+// it downloads, or from the store once it is in, and committed only once
+// it is in.
+func (s *Store) applyManifest(ctx context.Context, sn snapshot.Snapshotter, m ocispec.Manifest, blobs *arrivals, report func(UnpackProgress)) (digest.Digest, error) {
 	b, err := image.ReadAll(ctx, image.StoreFetcher{Provider: s.Content}, m.Config, image.MaxConfigSize)
 	if err != nil {
 		return "", fmt.Errorf("read config: %w", err)
@@ -227,9 +237,15 @@ func (s *Store) applyManifest(ctx context.Context, sn snapshot.Snapshotter, m oc
 		layers[i] = unpack.Layer{
 			DiffID: cfg.RootFS.DiffIDs[i],
 			Open: func(ctx context.Context) (io.ReadCloser, error) {
-				if wait != nil {
-					if err := wait(ctx, desc.Digest); err != nil {
+				if blobs != nil {
+					t, err := blobs.take(ctx, desc.Digest)
+					if err != nil {
 						return nil, err
+					}
+					if t != nil {
+						return &teeReader{ctx: ctx, t: t, desc: desc, store: s.Content, torn: &blobs.torn, stored: func() {
+							report(UnpackProgress{Layer: desc, Index: i, ChainID: chains[i], State: LayerUnpacking})
+						}}, nil
 					}
 				}
 				ra, err := s.Content.ReaderAt(ctx, desc)
@@ -241,12 +257,36 @@ func (s *Store) applyManifest(ctx context.Context, sn snapshot.Snapshotter, m oc
 			},
 		}
 	}
-	rs := &reportingSnapshotter{Snapshotter: sn, report: func(name string, st UnpackState) {
+	rs := &reportingSnapshotter{Snapshotter: sn, unpacked: map[string]bool{}, report: func(name string, st UnpackState) {
 		if i, ok := byChain[name]; ok {
 			report(UnpackProgress{Layer: m.Layers[i], Index: i, ChainID: chains[i], State: st})
 		}
 	}}
-	return unpack.ApplyLayers(ctx, rs, layers, unpack.Options{})
+	if blobs != nil {
+		// A layer read as it downloads may be applied before its
+		// download has committed: its snapshot waits for that.
+		rs.ready = func(ctx context.Context, name string) error {
+			if i, ok := byChain[name]; ok {
+				return blobs.wait(ctx, m.Layers[i].Digest)
+			}
+			return nil
+		}
+	}
+	for {
+		torn := int64(0)
+		if blobs != nil {
+			torn = blobs.torn.Load()
+		}
+		chain, err := unpack.ApplyLayers(ctx, rs, layers, unpack.Options{})
+		if err == nil || blobs == nil || ctx.Err() != nil || blobs.torn.Load() == torn {
+			return chain, err
+		}
+		// A layer's download broke off while it was read as it
+		// arrived, and the download is resumed or retried: its half
+		// snapshot is gone, and it is applied again from the committed
+		// blob (a tee is taken once, so this ends). The layers below
+		// are committed and are not applied again.
+	}
 }
 
 type readCloser struct {
@@ -255,70 +295,34 @@ type readCloser struct {
 }
 
 // reportingSnapshotter tells which layers ApplyLayers finds committed
-// already (Stat) and which it commits.
+// already (Stat) and which it commits, and holds a commit until ready
+// (if set) says the layer's blob is verified and in the store. Only
+// ApplyLayers' own goroutine calls Stat and Commit.
 type reportingSnapshotter struct {
 	snapshot.Snapshotter
-	report func(name string, st UnpackState)
+	report   func(name string, st UnpackState)
+	ready    func(ctx context.Context, name string) error
+	unpacked map[string]bool // committed here: not "exists" when ApplyLayers runs again
 }
 
 func (r *reportingSnapshotter) Stat(ctx context.Context, key string) (snapshot.Info, error) {
 	info, err := r.Snapshotter.Stat(ctx, key)
-	if err == nil && info.Kind == snapshot.KindCommitted {
+	if err == nil && info.Kind == snapshot.KindCommitted && !r.unpacked[key] {
 		r.report(key, LayerExists)
 	}
 	return info, err
 }
 
 func (r *reportingSnapshotter) Commit(ctx context.Context, name, key string, opts ...snapshot.Opt) error {
+	if r.ready != nil {
+		if err := r.ready(ctx, name); err != nil {
+			return fmt.Errorf("wait for the layer's blob: %w", err)
+		}
+	}
 	err := r.Snapshotter.Commit(ctx, name, key, opts...)
 	if err == nil || errors.Is(err, snapshot.ErrAlreadyExists) {
+		r.unpacked[name] = true
 		r.report(name, LayerUnpacked)
 	}
 	return err
-}
-
-// arrivals tells the unpacker which blobs the pull has stored.
-type arrivals struct {
-	mu    sync.Mutex
-	ch    map[digest.Digest]chan struct{}
-	every chan struct{} // closed when the pull has finished: all are in
-}
-
-func newArrivals() *arrivals {
-	return &arrivals{ch: map[digest.Digest]chan struct{}{}, every: make(chan struct{})}
-}
-
-func (a *arrivals) get(d digest.Digest) chan struct{} {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	c, ok := a.ch[d]
-	if !ok {
-		c = make(chan struct{})
-		a.ch[d] = c
-	}
-	return c
-}
-
-func (a *arrivals) arrived(d digest.Digest) {
-	c := a.get(d)
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	select {
-	case <-c:
-	default:
-		close(c)
-	}
-}
-
-func (a *arrivals) all() { close(a.every) }
-
-func (a *arrivals) wait(ctx context.Context, d digest.Digest) error {
-	select {
-	case <-a.get(d):
-		return nil
-	case <-a.every:
-		return nil
-	case <-ctx.Done():
-		return context.Cause(ctx)
-	}
 }
