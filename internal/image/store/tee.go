@@ -23,6 +23,11 @@ import (
 // for yet is dropped. Downloads never wait for the unpacker.
 const teeLimit = 4 << 20
 
+// teeWake: a reader waiting for bytes is woken once this many are held
+// (or the download ended), not for each network read, which over a slow
+// link would wake the unpacker for every few KiB.
+const teeWake = 256 << 10
+
 // errTeeBroken: a layer's download was retried (or failed) while the
 // unpacker read it as it arrived.
 var errTeeBroken = errors.New("layer stream broke off")
@@ -148,12 +153,15 @@ func (t *layerTee) Write(p []byte) {
 		if !t.claimed {
 			t.chunks, t.held = nil, 0 // nobody will read from byte 0
 		}
-	} else {
-		t.chunks = append(t.chunks, bytes.Clone(p))
-		t.held += len(p)
-		t.n += int64(len(p))
+		t.signal()
+		return
 	}
-	t.signal()
+	t.chunks = append(t.chunks, bytes.Clone(p))
+	t.held += len(p)
+	t.n += int64(len(p))
+	if t.held >= teeWake {
+		t.signal()
+	}
 }
 
 func (t *layerTee) Close(err error) {

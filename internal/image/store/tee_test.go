@@ -113,11 +113,18 @@ func randomText(seed uint64, n int) string {
 	return string(b)
 }
 
-// bigLayerImage: layer 0 small, layer 1 two incompressible 2 MiB files,
-// "a" first; the unpacker takes its input in 1 MiB chunks, so "a" is
-// written once about 3 MiB of the layer have arrived.
-func bigLayerImage(t *testing.T) (*testenv.TestImage, testenv.TestLayer) {
-	top := testenv.TestLayer{"big/a": randomText(1, 2<<20), "big/b": randomText(2, 2<<20)}
+// bigLayerImage: layer 0 small, layer 1 two incompressible files of
+// nearly 2 MiB, "a" first. The unpacker takes its input in 1 MiB chunks,
+// and "a" ends just before 2 MiB into the layer: it is written once 2 MiB
+// (and the unpacker's buffers) have arrived, well before the 3 MiB where
+// the tests' proxy holds the layer. swapped swaps the files' bytes: a
+// layer of the same size (it compresses the same), another digest.
+func bigLayerImage(t *testing.T, swapped bool) (*testenv.TestImage, testenv.TestLayer) {
+	a, b := randomText(1, 2<<20-16<<10), randomText(2, 2<<20-16<<10)
+	if swapped {
+		a, b = b, a
+	}
+	top := testenv.TestLayer{"big/a": a, "big/b": b}
 	return testenv.BuildImage(t, image.DefaultPlatform(), testenv.TestLayer{"etc/os-release": "hako"}, top), top
 }
 
@@ -156,7 +163,7 @@ func waitUnpacked(ctx context.Context, t *testing.T, dir, path, want string) {
 func TestPullUnpacksWhileDownloading(t *testing.T) {
 	testenv.RequireRoot(t)
 	reg := testenv.StartRegistry(t, testenv.RegistryOptions{})
-	img, top := bigLayerImage(t)
+	img, top := bigLayerImage(t, false)
 	reg.PushImage(t, "lib/big", "v1", img)
 	layer := img.Layers[1]
 	p := &holdProxy{base: http.DefaultTransport.(*http.Transport).Clone(), digest: layer.Digest, at: layer.Size * 3 / 4, release: make(chan struct{})}
@@ -200,10 +207,8 @@ func TestPullUnpacksWhileDownloading(t *testing.T) {
 func TestPullStreamedLayerWrongDigest(t *testing.T) {
 	testenv.RequireRoot(t)
 	reg := testenv.StartRegistry(t, testenv.RegistryOptions{})
-	img, top := bigLayerImage(t)
-	// Same sizes, other bytes: the files swapped.
-	other := testenv.BuildImage(t, image.DefaultPlatform(), testenv.TestLayer{"etc/os-release": "hako"},
-		testenv.TestLayer{"big/a": top["big/b"], "big/b": top["big/a"]})
+	img, _ := bigLayerImage(t, false)
+	other, otherTop := bigLayerImage(t, true)
 	reg.PushImage(t, "lib/big", "v1", img)
 	layer := img.Layers[1]
 	swap := other.Blobs[other.Layers[1].Digest]
@@ -221,8 +226,7 @@ func TestPullStreamedLayerWrongDigest(t *testing.T) {
 		_, err := s.PullAndUnpack(ctx, reg.Host+"/lib/big:v1", store.PullOptions{}, nil)
 		errs <- err
 	}()
-	// The swapped layer starts with what should be big/b.
-	waitUnpacked(ctx, t, dir, "big/a", top["big/b"])
+	waitUnpacked(ctx, t, dir, "big/a", otherTop["big/a"])
 	close(p.release)
 	err := <-errs
 	if !errors.Is(err, content.ErrDigestMismatch) {
@@ -251,7 +255,7 @@ func TestPullStreamedLayerWrongDigest(t *testing.T) {
 func TestPullStreamedLayerResumed(t *testing.T) {
 	testenv.RequireRoot(t)
 	reg := testenv.StartRegistry(t, testenv.RegistryOptions{})
-	img, top := bigLayerImage(t)
+	img, top := bigLayerImage(t, false)
 	reg.PushImage(t, "lib/big", "v1", img)
 	layer := img.Layers[1]
 	p := &holdProxy{base: http.DefaultTransport.(*http.Transport).Clone(), digest: layer.Digest, at: layer.Size * 3 / 4, release: make(chan struct{}), cut: true}
