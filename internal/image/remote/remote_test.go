@@ -12,6 +12,7 @@ import (
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -532,30 +533,31 @@ func TestPullRetriesAndRedirects(t *testing.T) {
 	}
 }
 
-// TestPullResumesBrokenStream cuts a layer download in half: the client must
-// continue with a Range request and keep the bytes it has.
-func TestPullResumesBrokenStream(t *testing.T) {
+// brokenStreamImage pushes a one-layer image of 2 MiB to a new registry and
+// fronts it with a proxy whose first response for the layer blob announces
+// the full length, sends half and drops the connection. ranges returns the
+// Range headers of every request for that blob.
+func brokenStreamImage(t *testing.T) (host string, img *testenv.TestImage, ranges func() []string) {
+	t.Helper()
 	reg := testenv.StartRegistry(t, testenv.RegistryOptions{})
 	big := make([]byte, 2<<20)
 	for i := range big {
 		big[i] = byte(i*7 + i/1000)
 	}
-	img := testenv.BuildImage(t, amd64, testenv.TestLayer{"big": string(big)})
+	img = testenv.BuildImage(t, amd64, testenv.TestLayer{"big": string(big)})
 	reg.PushImage(t, "test/big", "v1", img)
 	layer := img.Layers[0]
 	target, _ := url.Parse("http://" + reg.Host)
 	rp := httputil.NewSingleHostReverseProxy(target)
 	var cut atomic.Bool
-	var ranges []string
+	var seen []string
 	var mu sync.Mutex
 	front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if strings.HasSuffix(r.URL.Path, "/blobs/"+layer.Digest.String()) {
 			mu.Lock()
-			ranges = append(ranges, r.Header.Get("Range"))
+			seen = append(seen, r.Header.Get("Range"))
 			mu.Unlock()
 			if !cut.Swap(true) {
-				// Send half of the blob with the full length announced, then
-				// drop the connection.
 				b := img.Blobs[layer.Digest]
 				w.Header().Set("Content-Length", fmt.Sprint(len(b)))
 				w.WriteHeader(http.StatusOK)
@@ -568,14 +570,24 @@ func TestPullResumesBrokenStream(t *testing.T) {
 		}
 		rp.ServeHTTP(w, r)
 	}))
-	defer front.Close()
-	host := strings.TrimPrefix(front.URL, "http://")
+	t.Cleanup(front.Close)
+	return strings.TrimPrefix(front.URL, "http://"), img, func() []string {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Clone(seen)
+	}
+}
+
+// TestPullResumesBrokenStream cuts a layer download in half: the client must
+// continue with a Range request and keep the bytes it has.
+func TestPullResumesBrokenStream(t *testing.T) {
+	host, img, rangesOf := brokenStreamImage(t)
 	s := newStore(t)
 	if _, err := newClient(t, "", nil).Pull(context.Background(), ref(t, host+"/test/big:v1"), remote.PullOptions{Store: s}); err != nil {
 		t.Fatal(err)
 	}
 	assertStored(t, s, img)
-	if len(ranges) != 2 || ranges[0] != "" || !strings.HasPrefix(ranges[1], "bytes=") || ranges[1] == "bytes=0-" {
+	if ranges := rangesOf(); len(ranges) != 2 || ranges[0] != "" || !strings.HasPrefix(ranges[1], "bytes=") || ranges[1] == "bytes=0-" {
 		t.Fatalf("blob requests' Range headers: %q, want a first without and a resuming one", ranges)
 	}
 }

@@ -3,14 +3,7 @@ package remote_test
 import (
 	"bytes"
 	"context"
-	"fmt"
-	"net/http"
-	"net/http/httptest"
-	"net/http/httputil"
-	"net/url"
-	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 
 	"github.com/opencontainers/go-digest"
@@ -91,32 +84,9 @@ func TestPullTee(t *testing.T) {
 // an error (the bytes it got are the blob's first ones); the resumed
 // request is not teed.
 func TestPullTeeEndsOnResume(t *testing.T) {
-	reg := testenv.StartRegistry(t, testenv.RegistryOptions{})
-	big := make([]byte, 2<<20)
-	for i := range big {
-		big[i] = byte(i*7 + i/1000)
-	}
-	img := testenv.BuildImage(t, amd64, testenv.TestLayer{"big": string(big)})
-	reg.PushImage(t, "test/big", "v1", img)
+	host, img, _ := brokenStreamImage(t)
 	layer := img.Layers[0]
 	blob := img.Blobs[layer.Digest]
-	target, _ := url.Parse("http://" + reg.Host)
-	rp := httputil.NewSingleHostReverseProxy(target)
-	var cut atomic.Bool
-	front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if strings.HasSuffix(r.URL.Path, "/blobs/"+layer.Digest.String()) && !cut.Swap(true) {
-			w.Header().Set("Content-Length", fmt.Sprint(len(blob)))
-			w.WriteHeader(http.StatusOK)
-			w.Write(blob[:len(blob)/2])
-			w.(http.Flusher).Flush()
-			conn, _, _ := w.(http.Hijacker).Hijack()
-			conn.Close()
-			return
-		}
-		rp.ServeHTTP(w, r)
-	}))
-	defer front.Close()
-	host := strings.TrimPrefix(front.URL, "http://")
 	s := newStore(t)
 	ts := &tees{m: map[digest.Digest][]*recordingTee{}}
 	if _, err := newClient(t, "", nil).Pull(context.Background(), ref(t, host+"/test/big:v1"), remote.PullOptions{Store: s, Tee: ts.tee}); err != nil {
