@@ -4,12 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"io"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -95,8 +93,15 @@ func splitPath(p string) []string {
 	return out
 }
 
-// record replaces dir/name with a FIFO and returns a function giving every
-// write made to it so far, one string per open-write-close.
+// record replaces dir/name with a FIFO and returns a function giving
+// everything written to it so far, the writes concatenated in order. The
+// test holds the FIFO open read-write and non-blocking: a writer's open
+// never waits and never meets a closed read end (a reader that closed and
+// reopened between two writes made the second fail with EPIPE), and when a
+// write returns its bytes are in the pipe, so the function reads them
+// without waiting. (Kernel cgroup files take one record per write; the
+// code under test writes each as its own open-write-close, and the
+// concatenation keeps their order.)
 func record(t *testing.T, dir, name string) func() []string {
 	t.Helper()
 	p := filepath.Join(dir, name)
@@ -104,41 +109,24 @@ func record(t *testing.T, dir, name string) func() []string {
 	if err := unix.Mkfifo(p, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	var mu sync.Mutex
-	var got []string
-	done := make(chan struct{})
-	stop := make(chan struct{})
-	go func() {
-		defer close(done)
-		for {
-			f, err := os.OpenFile(p, os.O_RDONLY, 0)
-			if err != nil {
-				return
-			}
-			b, _ := io.ReadAll(f)
-			f.Close()
-			select {
-			case <-stop:
-				return
-			default:
-			}
-			mu.Lock()
-			got = append(got, string(b))
-			mu.Unlock()
-		}
-	}()
-	t.Cleanup(func() {
-		close(stop)
-		// Unblock the reader's open with a writer of our own.
-		if f, err := os.OpenFile(p, os.O_WRONLY, 0); err == nil {
-			f.Close()
-		}
-		<-done
-	})
+	fd, err := unix.Open(p, unix.O_RDWR|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Close(fd) })
+	var got []byte
 	return func() []string {
-		mu.Lock()
-		defer mu.Unlock()
-		return slices.Clone(got)
+		buf := make([]byte, 4096)
+		for {
+			n, err := unix.Read(fd, buf)
+			if n > 0 {
+				got = append(got, buf[:n]...)
+			}
+			if err != nil || n <= 0 {
+				break // EAGAIN: nothing more in the pipe
+			}
+		}
+		return []string{string(got)}
 	}
 }
 
@@ -321,10 +309,8 @@ func TestFakeV2MultiLineFiles(t *testing.T) {
 	if err := m.Create(r); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(50 * time.Millisecond) // let the recorders store the last write
 	wantIO := []string{"8:0 rbps=1048576", "8:0 wbps=2097152", "8:0 riops=100", "8:0 wiops=200"}
-	// A FIFO reader may see two quick open-write-close rounds as one read,
-	// so the recorded writes are compared concatenated, in order.
+	// The recorders give the writes concatenated, in order.
 	same := func(got, want []string) bool { return strings.Join(got, "") == strings.Join(want, "") }
 	if got := ioMax(); !same(got, wantIO) {
 		t.Errorf("io.max writes = %q, want %q", got, wantIO)
