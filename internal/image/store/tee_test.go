@@ -156,6 +156,40 @@ func waitUnpacked(ctx context.Context, t *testing.T, dir, path, want string) {
 	}
 }
 
+// heldPull starts a pull of reg's lib/big:v1 through p into a data root of
+// its own, and returns the store, its directory, the pull's context (ended
+// with the test) and the channel its error arrives on.
+func heldPull(t *testing.T, reg *testenv.Registry, p *holdProxy) (*store.Store, string, context.Context, <-chan error) {
+	t.Helper()
+	dir := t.TempDir()
+	s := openAt(t, dir, p)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	t.Cleanup(cancel)
+	errs := make(chan error, 1)
+	go func() {
+		_, err := s.PullAndUnpack(ctx, reg.Host+"/lib/big:v1", store.PullOptions{}, nil)
+		errs <- err
+	}()
+	return s, dir, ctx, errs
+}
+
+// snapshotInfos lists every snapshot of s's snapshotter.
+func snapshotInfos(ctx context.Context, t *testing.T, s *store.Store) []snapshot.Info {
+	t.Helper()
+	sn, _, err := s.Snapshotter(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var infos []snapshot.Info
+	if err := sn.Walk(ctx, func(_ context.Context, i snapshot.Info) error {
+		infos = append(infos, i)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return infos
+}
+
 // TestPullUnpacksWhileDownloading: the top layer's download is held three
 // quarters in, until its first file is in the snapshot being unpacked;
 // a pull that unpacks a layer only once its blob is in the store would
@@ -167,16 +201,7 @@ func TestPullUnpacksWhileDownloading(t *testing.T) {
 	reg.PushImage(t, "lib/big", "v1", img)
 	layer := img.Layers[1]
 	p := &holdProxy{base: http.DefaultTransport.(*http.Transport).Clone(), digest: layer.Digest, at: layer.Size * 3 / 4, release: make(chan struct{})}
-	dir := t.TempDir()
-	s := openAt(t, dir, p)
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-
-	errs := make(chan error, 1)
-	go func() {
-		_, err := s.PullAndUnpack(ctx, reg.Host+"/lib/big:v1", store.PullOptions{}, nil)
-		errs <- err
-	}()
+	s, dir, ctx, errs := heldPull(t, reg, p)
 	waitUnpacked(ctx, t, dir, "big/a", top["big/a"])
 	if _, err := s.Content.ReaderAt(ctx, layer); err == nil {
 		t.Fatal("the held layer's blob is in the store")
@@ -216,16 +241,7 @@ func TestPullStreamedLayerWrongDigest(t *testing.T) {
 		t.Fatalf("swapped layer is %d bytes, want %d", len(swap), layer.Size)
 	}
 	p := &holdProxy{base: http.DefaultTransport.(*http.Transport).Clone(), digest: layer.Digest, at: layer.Size * 3 / 4, release: make(chan struct{}), swap: swap}
-	dir := t.TempDir()
-	s := openAt(t, dir, p)
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-
-	errs := make(chan error, 1)
-	go func() {
-		_, err := s.PullAndUnpack(ctx, reg.Host+"/lib/big:v1", store.PullOptions{}, nil)
-		errs <- err
-	}()
+	s, dir, ctx, errs := heldPull(t, reg, p)
 	waitUnpacked(ctx, t, dir, "big/a", otherTop["big/a"])
 	close(p.release)
 	err := <-errs
@@ -239,13 +255,11 @@ func TestPullStreamedLayerWrongDigest(t *testing.T) {
 		t.Fatal("the wrong blob is in the store")
 	}
 	// Only the bottom layer, which was good, may be committed.
-	sn, _, _ := s.Snapshotter(ctx)
-	sn.Walk(ctx, func(_ context.Context, i snapshot.Info) error {
+	for _, i := range snapshotInfos(ctx, t, s) {
 		if i.Kind != snapshot.KindCommitted || i.Parent != "" {
 			t.Errorf("snapshot left: %+v", i)
 		}
-		return nil
-	})
+	}
 }
 
 // TestPullStreamedLayerResumed: the connection of a layer being unpacked
@@ -259,17 +273,8 @@ func TestPullStreamedLayerResumed(t *testing.T) {
 	reg.PushImage(t, "lib/big", "v1", img)
 	layer := img.Layers[1]
 	p := &holdProxy{base: http.DefaultTransport.(*http.Transport).Clone(), digest: layer.Digest, at: layer.Size * 3 / 4, release: make(chan struct{}), cut: true}
-	dir := t.TempDir()
-	s := openAt(t, dir, p)
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
+	s, dir, ctx, errs := heldPull(t, reg, p)
 	name := reg.Host + "/lib/big:v1"
-
-	errs := make(chan error, 1)
-	go func() {
-		_, err := s.PullAndUnpack(ctx, name, store.PullOptions{}, nil)
-		errs <- err
-	}()
 	waitUnpacked(ctx, t, dir, "big/a", top["big/a"])
 	close(p.release)
 	if err := <-errs; err != nil {
@@ -278,17 +283,14 @@ func TestPullStreamedLayerResumed(t *testing.T) {
 	if r := p.requests(); len(r) != 2 || r[0] != "" || !strings.HasPrefix(r[1], "bytes=") {
 		t.Fatalf("layer requests %q, want a GET and a resuming one", r)
 	}
-	sn, _, _ := s.Snapshotter(ctx)
-	n := 0
-	sn.Walk(ctx, func(_ context.Context, i snapshot.Info) error {
+	infos := snapshotInfos(ctx, t, s)
+	for _, i := range infos {
 		if i.Kind != snapshot.KindCommitted {
 			t.Errorf("snapshot left: %+v", i)
 		}
-		n++
-		return nil
-	})
-	if n != 2 {
-		t.Fatalf("%d snapshots, want 2", n)
+	}
+	if len(infos) != 2 {
+		t.Fatalf("%d snapshots, want 2", len(infos))
 	}
 
 	plain := openAt(t, t.TempDir(), nil)

@@ -165,11 +165,9 @@ func TestUnpackFailureStopsPull(t *testing.T) {
 	if _, err := s.Get(ctx, reg.Host+"/lib/bad:v1"); !store.IsNotFound(err) {
 		t.Fatalf("image recorded after a failed pull: %v", err)
 	}
-	sn, _, _ := s.Snapshotter(ctx)
-	sn.Walk(ctx, func(_ context.Context, i snapshot.Info) error {
+	for _, i := range snapshotInfos(ctx, t, s) {
 		t.Errorf("snapshot left: %+v", i)
-		return nil
-	})
+	}
 }
 
 // TestRemoveInUseAndPrune: an image with a mounted snapshot is refused by
@@ -319,17 +317,14 @@ func TestConcurrentPulls(t *testing.T) {
 		}
 	}
 	s, _ := store.Open(store.Options{DataRoot: dir})
-	sn, _, _ := s.Snapshotter(ctx)
-	n := 0
-	sn.Walk(ctx, func(_ context.Context, i snapshot.Info) error {
+	infos := snapshotInfos(ctx, t, s)
+	for _, i := range infos {
 		if i.Kind != snapshot.KindCommitted {
 			t.Errorf("snapshot left: %+v", i)
 		}
-		n++
-		return nil
-	})
-	if n != 3 {
-		t.Fatalf("%d snapshots, want 3", n)
+	}
+	if len(infos) != 3 {
+		t.Fatalf("%d snapshots, want 3", len(infos))
 	}
 }
 
