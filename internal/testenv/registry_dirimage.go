@@ -3,7 +3,6 @@ package testenv
 import (
 	"archive/tar"
 	"bytes"
-	"compress/gzip"
 	"io"
 	"io/fs"
 	"os"
@@ -11,8 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/opencontainers/go-digest"
-	"github.com/opencontainers/image-spec/specs-go"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
@@ -22,14 +19,7 @@ import (
 // BusyboxRootfs as a layer the image runs.
 func BuildImageFromDirs(t testing.TB, platform ocispec.Platform, cfg ocispec.ImageConfig, dirs ...string) *TestImage {
 	t.Helper()
-	img := &TestImage{Blobs: map[digest.Digest][]byte{}}
-	put := func(mt string, b []byte) ocispec.Descriptor {
-		d := digest.FromBytes(b)
-		img.Blobs[d] = b
-		return ocispec.Descriptor{MediaType: mt, Digest: d, Size: int64(len(b))}
-	}
-	epoch := time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
-	var diffIDs []digest.Digest
+	var tars [][]byte
 	for _, dir := range dirs {
 		var tarBuf bytes.Buffer
 		tw := tar.NewWriter(&tarBuf)
@@ -57,7 +47,7 @@ func BuildImageFromDirs(t testing.TB, platform ocispec.Platform, cfg ocispec.Ima
 				hdr.Name += "/"
 			}
 			hdr.Uid, hdr.Gid, hdr.Uname, hdr.Gname = 0, 0, "", ""
-			hdr.ModTime, hdr.AccessTime, hdr.ChangeTime = epoch, time.Time{}, time.Time{}
+			hdr.ModTime, hdr.AccessTime, hdr.ChangeTime = imageEpoch, time.Time{}, time.Time{}
 			hdr.Format = tar.FormatPAX
 			if err := tw.WriteHeader(hdr); err != nil {
 				return err
@@ -79,18 +69,7 @@ func BuildImageFromDirs(t testing.TB, platform ocispec.Platform, cfg ocispec.Ima
 		if err != nil {
 			t.Fatalf("layer from %s: %v", dir, err)
 		}
-		diffIDs = append(diffIDs, digest.FromBytes(tarBuf.Bytes()))
-		var gz bytes.Buffer
-		zw := gzip.NewWriter(&gz)
-		zw.Write(tarBuf.Bytes())
-		zw.Close()
-		img.Layers = append(img.Layers, put(ocispec.MediaTypeImageLayerGzip, gz.Bytes()))
+		tars = append(tars, tarBuf.Bytes())
 	}
-	c := ocispec.Image{Created: &epoch, Platform: platform, Config: cfg, RootFS: ocispec.RootFS{Type: "layers", DiffIDs: diffIDs}}
-	img.Config = put(ocispec.MediaTypeImageConfig, mustJSON(t, c))
-	m := ocispec.Manifest{Versioned: specs.Versioned{SchemaVersion: 2}, MediaType: ocispec.MediaTypeImageManifest, Config: img.Config, Layers: img.Layers}
-	img.Manifest = put(ocispec.MediaTypeImageManifest, mustJSON(t, m))
-	p := platform
-	img.Manifest.Platform = &p
-	return img
+	return assembleImage(t, platform, cfg, tars)
 }

@@ -30,14 +30,7 @@ type TestLayer map[string]string
 // gzip layer per TestLayer. The same inputs give the same digests.
 func BuildImage(t testing.TB, platform ocispec.Platform, layers ...TestLayer) *TestImage {
 	t.Helper()
-	img := &TestImage{Blobs: map[digest.Digest][]byte{}}
-	put := func(mt string, b []byte) ocispec.Descriptor {
-		d := digest.FromBytes(b)
-		img.Blobs[d] = b
-		return ocispec.Descriptor{MediaType: mt, Digest: d, Size: int64(len(b))}
-	}
-	epoch := time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
-	var diffIDs []digest.Digest
+	var tars [][]byte
 	for _, files := range layers {
 		var tarBuf bytes.Buffer
 		tw := tar.NewWriter(&tarBuf)
@@ -47,26 +40,42 @@ func BuildImage(t testing.TB, platform ocispec.Platform, layers ...TestLayer) *T
 		}
 		sort.Strings(names)
 		for _, n := range names {
-			tw.WriteHeader(&tar.Header{Name: n, Mode: 0o644, Size: int64(len(files[n])), ModTime: epoch, Typeflag: tar.TypeReg, Format: tar.FormatPAX})
+			tw.WriteHeader(&tar.Header{Name: n, Mode: 0o644, Size: int64(len(files[n])), ModTime: imageEpoch, Typeflag: tar.TypeReg, Format: tar.FormatPAX})
 			tw.Write([]byte(files[n]))
 		}
 		if err := tw.Close(); err != nil {
 			t.Fatal(err)
 		}
-		diffIDs = append(diffIDs, digest.FromBytes(tarBuf.Bytes()))
+		tars = append(tars, tarBuf.Bytes())
+	}
+	return assembleImage(t, platform, ocispec.ImageConfig{Cmd: []string{"/bin/sh"}, Env: []string{"PATH=/bin"}}, tars)
+}
+
+// imageEpoch dates the test images' files and configs.
+var imageEpoch = time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
+
+// assembleImage makes an image of uncompressed layer tars (bottom first):
+// gzip layers, a config with their diffIDs and cfg, and a manifest.
+func assembleImage(t testing.TB, platform ocispec.Platform, cfg ocispec.ImageConfig, tars [][]byte) *TestImage {
+	t.Helper()
+	img := &TestImage{Blobs: map[digest.Digest][]byte{}}
+	put := func(mt string, b []byte) ocispec.Descriptor {
+		d := digest.FromBytes(b)
+		img.Blobs[d] = b
+		return ocispec.Descriptor{MediaType: mt, Digest: d, Size: int64(len(b))}
+	}
+	var diffIDs []digest.Digest
+	for _, raw := range tars {
+		diffIDs = append(diffIDs, digest.FromBytes(raw))
 		var gz bytes.Buffer
 		zw := gzip.NewWriter(&gz)
-		zw.Write(tarBuf.Bytes())
+		zw.Write(raw)
 		zw.Close()
 		img.Layers = append(img.Layers, put(ocispec.MediaTypeImageLayerGzip, gz.Bytes()))
 	}
-	cfg := ocispec.Image{
-		Created:  &epoch,
-		Platform: platform,
-		Config:   ocispec.ImageConfig{Cmd: []string{"/bin/sh"}, Env: []string{"PATH=/bin"}},
-		RootFS:   ocispec.RootFS{Type: "layers", DiffIDs: diffIDs},
-	}
-	img.Config = put(ocispec.MediaTypeImageConfig, mustJSON(t, cfg))
+	epoch := imageEpoch
+	c := ocispec.Image{Created: &epoch, Platform: platform, Config: cfg, RootFS: ocispec.RootFS{Type: "layers", DiffIDs: diffIDs}}
+	img.Config = put(ocispec.MediaTypeImageConfig, mustJSON(t, c))
 	m := ocispec.Manifest{Versioned: specs.Versioned{SchemaVersion: 2}, MediaType: ocispec.MediaTypeImageManifest, Config: img.Config, Layers: img.Layers}
 	if img.Layers == nil {
 		m.Layers = []ocispec.Descriptor{}
