@@ -149,14 +149,7 @@ func TestRootlessSubIDs(t *testing.T) {
 		bundle, runDir := subIDBundle(t, r, uid, gid, sleeper...)
 		before := takeSnapshot(t, r)
 		id := "rootless-" + newID(t)
-		run := func(args ...string) string {
-			t.Helper()
-			out, stderr, err := asUser(t, r.bin, uid, gid, runDir, bundle, args...)
-			if err != nil {
-				t.Fatalf("%v: %v: %s", args, err, stderr)
-			}
-			return out
-		}
+		run := userRunner(t, r, uid, gid, runDir, bundle)
 		run("run", "--detach", id)
 		t.Cleanup(func() { asUser(t, r.bin, uid, gid, runDir, bundle, "delete", "--force", id) })
 		if out := run("exec", "--user", "1000:1000", id, "sh", "-c", "id -u; id -g"); strings.Join(strings.Fields(out), " ") != "1000 1000" {

@@ -105,6 +105,19 @@ func rootlessBundle(t *testing.T, r *runtime, uid, gid int, mutate func(*specs.S
 	return bundle, runDir
 }
 
+// userRunner returns a function that runs hako as the test user in bundle
+// and returns its stdout, failing the test if the command fails.
+func userRunner(t *testing.T, r *runtime, uid, gid int, runDir, bundle string) func(args ...string) string {
+	return func(args ...string) string {
+		t.Helper()
+		out, stderr, err := asUser(t, r.bin, uid, gid, runDir, bundle, args...)
+		if err != nil {
+			t.Fatalf("%v: %v: %s", args, err, stderr)
+		}
+		return out
+	}
+}
+
 // TestRootlessRun: an unprivileged user writes a config with `spec
 // --rootless` and runs a container with no privilege at all: the
 // container's root is the user, state lives under $XDG_RUNTIME_DIR/hako,
@@ -144,14 +157,7 @@ func TestRootlessExec(t *testing.T) {
 	uid, gid := ensureUser(t)
 	bundle, runDir := rootlessBundle(t, r, uid, gid, func(s *specs.Spec) { s.Process.Args = sleeper })
 	id := "rootless-" + newID(t)
-	run := func(args ...string) string {
-		t.Helper()
-		out, stderr, err := asUser(t, r.bin, uid, gid, runDir, bundle, args...)
-		if err != nil {
-			t.Fatalf("%v: %v: %s", args, err, stderr)
-		}
-		return out
-	}
+	run := userRunner(t, r, uid, gid, runDir, bundle)
 	run("run", "--detach", id)
 	t.Cleanup(func() { asUser(t, r.bin, uid, gid, runDir, bundle, "delete", "--force", id) })
 	if out := run("exec", id, "id", "-u"); strings.TrimSpace(out) != "0" {
