@@ -16,6 +16,8 @@ import (
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"golang.org/x/sys/unix"
+
+	"github.com/hako-runtime/hako/internal/atomicfile"
 )
 
 // Local is the on-disk store. Its layout under dir (hako uses
@@ -362,7 +364,7 @@ func (w *localWriter) Commit(ctx context.Context) error {
 		return fmt.Errorf("ingest %s: publish: %w", w.desc.Digest, err)
 	}
 	// The rename is durable only once the directory is synced.
-	if err := syncDir(filepath.Dir(target)); err != nil {
+	if err := atomicfile.SyncDir(filepath.Dir(target)); err != nil {
 		return fmt.Errorf("ingest %s: %w", w.desc.Digest, err)
 	}
 	w.done = true
@@ -383,15 +385,6 @@ func (w *localWriter) Close() error {
 	err := w.data.Close()
 	unlockIngest(w.lock, w.dir, w.failed != nil)
 	return err
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }
 
 // PruneIngests removes interrupted ingests whose data has not changed for

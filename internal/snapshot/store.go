@@ -14,6 +14,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/hako-runtime/hako/internal/atomicfile"
 	"github.com/hako-runtime/hako/internal/flock"
 )
 
@@ -139,32 +140,8 @@ func (s *Store) write(t *Table) error {
 	if err != nil {
 		return fmt.Errorf("encode snapshot metadata: %w", err)
 	}
-	tmp, err := os.CreateTemp(s.dir, metadataFile+".tmp-")
-	if err != nil {
-		return fmt.Errorf("write snapshot metadata: %w", err)
-	}
-	_, err = tmp.Write(b)
-	if err == nil {
-		err = tmp.Sync()
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp.Name(), filepath.Join(s.dir, metadataFile))
-	}
-	if err != nil {
-		os.Remove(tmp.Name())
-		return fmt.Errorf("write snapshot metadata: %w", err)
-	}
-	// The rename is durable only once the directory is synced.
-	d, err := os.Open(s.dir)
-	if err != nil {
-		return fmt.Errorf("sync snapshot metadata dir: %w", err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("sync snapshot metadata dir: %w", err)
+	if err := atomicfile.WriteFile(filepath.Join(s.dir, metadataFile), b, 0o600); err != nil {
+		return fmt.Errorf("snapshot metadata: %w", err)
 	}
 	return nil
 }
