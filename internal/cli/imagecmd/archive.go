@@ -153,13 +153,11 @@ func saveCommand() *cli.Command {
 			default:
 				return fmt.Errorf("save: --format %q: want oci-archive or docker-archive", cmd.String("format"))
 			}
-			if p := cmd.String("platform"); p != "" {
-				pl, err := image.ParsePlatform(p)
-				if err != nil {
-					return fmt.Errorf("save: --platform: %w", err)
-				}
-				opts.Platform = &pl
+			platform, err := platformFlag(cmd)
+			if err != nil {
+				return fmt.Errorf("save: %w", err)
 			}
+			opts.Platform = platform
 			out := cmd.String("output")
 			if (out == "" || out == "-") && archiveIsTerminal(cmd.Root().Writer) {
 				return errors.New("save: refusing to write an archive to a terminal: use -o FILE or redirect standard output")
@@ -280,12 +278,12 @@ func importCommand() *cli.Command {
 					return fmt.Errorf("import: --change: %w", err)
 				}
 			}
-			if p := cmd.String("platform"); p != "" {
-				pl, err := image.ParsePlatform(p)
-				if err != nil {
-					return fmt.Errorf("import: --platform: %w", err)
-				}
-				opts.Platform = pl
+			platform, err := platformFlag(cmd)
+			if err != nil {
+				return fmt.Errorf("import: %w", err)
+			}
+			if platform != nil {
+				opts.Platform = *platform
 			}
 			var r io.Reader
 			if src == "-" {

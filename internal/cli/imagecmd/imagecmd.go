@@ -9,9 +9,12 @@ import (
 	"log/slog"
 	"os"
 
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	"github.com/urfave/cli/v3"
+
+	"github.com/hako-runtime/hako/internal/image"
 	"github.com/hako-runtime/hako/internal/image/store"
 	"github.com/hako-runtime/hako/internal/registries"
-	"github.com/urfave/cli/v3"
 )
 
 // Commands returns the image commands, for cli.Main in hako-engine.
@@ -56,4 +59,17 @@ func unpackNeedsRoot(what string) error {
 		return fmt.Errorf("%s: unpacking image layers needs root; rootless image storage is not supported yet (load, import, save, images and tag work without root)", what)
 	}
 	return nil
+}
+
+// platformFlag parses --platform (os/arch[/variant]); nil when not given.
+func platformFlag(cmd *cli.Command) (*ocispec.Platform, error) {
+	p := cmd.String("platform")
+	if p == "" {
+		return nil, nil
+	}
+	pl, err := image.ParsePlatform(p)
+	if err != nil {
+		return nil, fmt.Errorf("--platform: %w", err)
+	}
+	return &pl, nil
 }

@@ -9,7 +9,6 @@ import (
 	"strings"
 	"time"
 
-	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/urfave/cli/v3"
 
 	"github.com/hako-runtime/hako/internal/image"
@@ -47,13 +46,9 @@ state change. --quiet prints only the image ID (the config digest).`,
 				return err
 			}
 			name := cmd.Args().First()
-			var platform *ocispec.Platform
-			if p := cmd.String("platform"); p != "" {
-				pp, err := image.ParsePlatform(p)
-				if err != nil {
-					return fmt.Errorf("--platform: %w", err)
-				}
-				platform = &pp
+			platform, err := platformFlag(cmd)
+			if err != nil {
+				return err
 			}
 			s, err := openStore(cmd)
 			if err != nil {

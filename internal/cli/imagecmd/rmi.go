@@ -9,11 +9,9 @@ import (
 	"time"
 
 	"github.com/opencontainers/go-digest"
-	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/urfave/cli/v3"
 
 	"github.com/hako-runtime/hako/internal/content"
-	"github.com/hako-runtime/hako/internal/image"
 	"github.com/hako-runtime/hako/internal/image/store"
 )
 
@@ -214,13 +212,9 @@ Without NAME, lists the mounts: KEY PATH IMAGE.`,
 			default:
 				return fmt.Errorf("image mount: one image at a time")
 			}
-			var platform *ocispec.Platform
-			if p := cmd.String("platform"); p != "" {
-				pp, err := image.ParsePlatform(p)
-				if err != nil {
-					return fmt.Errorf("--platform: %w", err)
-				}
-				platform = &pp
+			platform, err := platformFlag(cmd)
+			if err != nil {
+				return err
 			}
 			if err := unpackNeedsRoot("image mount"); err != nil {
 				return err
